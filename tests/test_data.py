@@ -1,0 +1,161 @@
+import json
+
+import pytest
+
+from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.data.loading import load_task_data, tokenize_task
+from hfmtl.data.readers import read_rows
+from hfmtl.errors import DataError
+
+
+def sentiment(train="train.jsonl", validation=None, **fields):
+    return TaskConfig(name="sentiment", kind="classification", data=DataConfig(train, validation), **fields)
+
+
+def ner(train="train.txt", **fields):
+    return TaskConfig(
+        name="ner", kind="token_classification", data=DataConfig(train), label_column="ner_tags", **fields
+    )
+
+
+def intensity(train="train.jsonl"):
+    return TaskConfig(name="intensity", kind="regression", data=DataConfig(train), label_column="score")
+
+
+def jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+ROWS = [{"text": "good film", "label": "pos", "score": 0.9}, {"text": "bad film", "label": "neg", "score": 0.1}]
+
+
+def test_the_same_rows_from_every_file_format(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jsonl(tmp_path / "train.jsonl", ROWS)
+    (tmp_path / "train.json").write_text(json.dumps(ROWS))
+    (tmp_path / "train.csv").write_text("text,label,score\ngood film,pos,0.9\nbad film,neg,0.1\n")
+    (tmp_path / "train.tsv").write_text("text\tlabel\tscore\ngood film\tpos\t0.9\nbad film\tneg\t0.1\n")
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "train.parquet")
+    for suffix in ("jsonl", "json", "csv", "tsv", "parquet"):
+        data = load_task_data(sentiment(f"train.{suffix}"), tmp_path)
+        assert data.labels == ("neg", "pos"), suffix
+        assert data.splits["train"]["label"] == [1, 0], suffix
+        assert load_task_data(intensity(f"train.{suffix}"), tmp_path).splits["train"]["label"] == [0.9, 0.1]
+
+
+def test_conll_columns_and_docstart(tmp_path):
+    path = tmp_path / "train.txt"
+    lines = ["-DOCSTART- -X- -X- O", "", "Peter NNP B-NP B-PER", "Blackburn NNP I-NP I-PER", "", "in IN B-PP O"]
+    path.write_text("\n".join([*lines, "Paris NNP B-NP B-LOC", ""]))
+    rows = list(read_rows(path, "conll"))
+    assert rows[0] == (
+        f"{path}:3",
+        {
+            "tokens": ["Peter", "Blackburn"],
+            "ner_tags": ["B-PER", "I-PER"],
+            "pos_tags": ["NNP", "NNP"],
+            "chunk_tags": ["B-NP", "I-NP"],
+        },
+    )
+    data = load_task_data(ner(), tmp_path)
+    assert data.labels == ("O", "B-LOC", "B-PER", "I-PER")  # inferred: O first, then sorted
+    assert data.splits["train"]["tags"] == [[2, 3], [0, 1]]
+
+
+def test_declared_labels_fix_the_ids_and_integers_are_ids(tmp_path):
+    jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 0}])
+    data = load_task_data(sentiment(labels=("negative", "positive")), tmp_path)
+    assert data.labels == ("negative", "positive")
+    assert data.splits["train"]["label"] == [1, 0]
+
+
+def test_row_caps(tmp_path):
+    jsonl(tmp_path / "train.jsonl", ROWS * 5)
+    task = TaskConfig(name="s", kind="classification", data=DataConfig("train.jsonl", max_train_rows=3))
+    assert len(load_task_data(task, tmp_path).splits["train"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("task", "content", "message"),
+    [
+        (sentiment(), None, r"data file not found: .*train\.jsonl \(relative paths resolve against data_dir"),
+        (sentiment(), "", r"train\.jsonl: the train split of task 'sentiment' has no rows"),
+        (sentiment(), '{"text": "a", "label": 0}\n{"text": "b", "label": 1\n', r"train\.jsonl:2: not valid JSON"),
+        (sentiment(), '{"text": "a", "label": 0}\n{"label": 1}\n', r"train\.jsonl:2: no column 'text'"),
+        (sentiment(), '{"text": "a", "label": 0}\n{"text": "b"}\n', r"train\.jsonl:2: no column 'label'"),
+        (
+            sentiment(),
+            '{"text": "a", "label": 0}\n{"text": "  ", "label": 1}\n',
+            r"train\.jsonl:2: column 'text' is empty",
+        ),
+        (
+            sentiment(labels=("negative", "positive")),
+            '{"text": "a", "label": "neutral"}\n',
+            r"train\.jsonl:1: label 'neutral' is not in the task's label set \['negative', 'positive'\]",
+        ),
+        (
+            sentiment(labels=("negative", "positive")),
+            '{"text": "a", "label": null}\n',
+            r"train\.jsonl:1: label None is not a label name or id",
+        ),
+        (sentiment(), '{"text": "a", "label": 0}\n', r"fewer than two distinct labels"),
+        (
+            intensity(),
+            '{"text": "a", "score": "high"}\n',
+            r"train\.jsonl:1: regression target 'score' must be a finite",
+        ),
+        (intensity(), '{"text": "a", "score": NaN}\n', r"train\.jsonl:1: regression target 'score' must be a finite"),
+        (intensity(), '{"text": "a", "score": true}\n', r"train\.jsonl:1: regression target 'score' must be a finite"),
+    ],
+)
+def test_bad_rows_name_file_line_and_expectation(tmp_path, task, content, message):
+    if content is not None:
+        (tmp_path / "train.jsonl").write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_task_data(task, tmp_path)
+
+
+def test_ner_length_mismatch_and_bad_conll_line(tmp_path):
+    jsonl(tmp_path / "train.jsonl", [{"tokens": ["EU", "rejects"], "ner_tags": ["B-ORG"]}])
+    with pytest.raises(
+        DataError, match=r"train\.jsonl:1: 2 words but 1 tags in 'ner_tags'; expected one tag per word"
+    ):
+        load_task_data(ner("train.jsonl"), tmp_path)
+    (tmp_path / "train.txt").write_text("EU NNP B-NP B-ORG\nrejects VBZ B-VP\n")
+    with pytest.raises(DataError, match=r"train\.txt:2: expected 4 space-separated columns, found 3"):
+        load_task_data(ner(), tmp_path)
+
+
+def test_a_validation_label_unseen_in_training(tmp_path):
+    jsonl(tmp_path / "train.jsonl", ROWS)
+    jsonl(tmp_path / "dev.jsonl", [{"text": "meh", "label": "neutral"}])
+    with pytest.raises(DataError, match=r"dev\.jsonl:1: label 'neutral' is not in the task's label set"):
+        load_task_data(sentiment(validation="dev.jsonl"), tmp_path)
+
+
+def test_csv_row_with_a_missing_field(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\ngood,pos\nbad\n")
+    with pytest.raises(DataError, match=r"train\.csv:3: 2 columns expected \(text, label\)"):
+        load_task_data(sentiment("train.csv"), tmp_path)
+
+
+def test_unknown_suffix_asks_for_a_format(tmp_path):
+    (tmp_path / "train.data").write_text("x")
+    with pytest.raises(DataError, match="set the task's data.format"):
+        load_task_data(sentiment("train.data"), tmp_path)
+
+
+def test_tiny_config_tokenizes_every_task(tiny_config, tiny_tokenizer):
+    from hfmtl.data.loading import load_all_tasks
+
+    for name, data in load_all_tasks(tiny_config).items():
+        splits = tokenize_task(data, tiny_tokenizer, tiny_config.encoder.max_length)
+        assert set(splits) == {"train", "validation"}
+        first = splits["train"][0]
+        assert first["input_ids"][0] == tiny_tokenizer.cls_token_id, name
+        if data.task.kind == "token_classification":
+            assert len(first["labels"]) == len(first["input_ids"])
+            assert sum(label != -100 for label in first["labels"]) == len(first["tokens"])

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from hfmtl.data.batching import length_grouped_batches, padding_efficiency, random_batches
+from hfmtl.data.collate import Collator
+from hfmtl.tasks import TASK_KINDS, classification, regression, token_classification
+from hfmtl.tasks.labels import infer_labels, label_id
+
+
+def test_ner_labels_go_on_the_first_sub_token_only(word_tokenizer):
+    words = ["Peter", "Blackburn", "visited", "Paris", "."]
+    tags = [1, 2, 0, 3, 0]  # B-PER I-PER O B-LOC O
+    out = token_classification.tokenize({"tokens": [words], "tags": [tags]}, word_tokenizer, max_length=32)
+    tokens = word_tokenizer.convert_ids_to_tokens(out["input_ids"][0])
+    assert tokens == ["[CLS]", "peter", "black", "##burn", "visited", "paris", ".", "[SEP]"]
+    assert out["labels"][0] == [-100, 1, 2, -100, 0, 3, 0, -100]
+
+
+def test_ner_truncation_keeps_the_remaining_labels_aligned(word_tokenizer):
+    words = ["Peter", "Blackburn", "visited", "Paris", "."]
+    out = token_classification.tokenize({"tokens": [words], "tags": [[1, 2, 0, 3, 0]]}, word_tokenizer, max_length=5)
+    assert word_tokenizer.convert_ids_to_tokens(out["input_ids"][0]) == ["[CLS]", "peter", "black", "##burn", "[SEP]"]
+    assert out["labels"][0] == [-100, 1, 2, -100, -100]
+
+
+def test_decoding_logits_into_user_facing_answers():
+    assert classification.decode(torch.tensor([0.0, 2.0]), ["neg", "pos"]) == {
+        "label": "pos",
+        "score": pytest.approx(torch.tensor([0.0, 2.0]).softmax(-1)[1].item()),
+    }
+    assert regression.decode(torch.tensor(0.25), []) == 0.25
+    logits = torch.tensor([[0.0, 0, 9], [9.0, 0, 0], [0, 9.0, 0], [0, 0, 9.0], [0, 0, 9.0]])
+    words = token_classification.decode(logits, ["O", "B-PER", "I-PER"], [None, 0, 1, 1, None])
+    assert [(w["word_index"], w["tag"]) for w in words] == [(0, "O"), (1, "B-PER")]
+
+
+def test_label_inference_and_matching():
+    assert infer_labels([1, 0, 10, 2]) == ("0", "1", "2", "10")
+    assert infer_labels(["I-PER", "O", "B-PER"]) == ("O", "B-PER", "I-PER")
+    assert label_id("pos", ("neg", "pos"), "f:1") == 1
+    assert label_id(0, ("neg", "pos"), "f:1") == 0
+    assert label_id("1", ("neg", "pos"), "f:1") == 1
+
+
+def test_collator_pads_each_kind_dynamically():
+    collate = Collator(pad_token_id=0)
+    batch = collate([{"input_ids": [5, 6, 7], "labels": [1, 2, -100]}, {"input_ids": [5], "labels": [3]}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[1, 2, -100], [3, -100, -100]]
+    assert Collator(0)([{"input_ids": [1], "labels": 1}])["labels"].dtype == torch.long
+    assert Collator(0)([{"input_ids": [1], "labels": 0.5}])["labels"].dtype == torch.float32
+    assert Collator(0, pad_to_multiple_of=8)([{"input_ids": [1] * 9, "labels": 1}])["input_ids"].shape == (1, 16)
+
+
+def test_padding_efficiency_by_hand_and_length_grouping():
+    assert padding_efficiency([2, 4, 4, 4], [[0, 1], [2, 3]]) == pytest.approx(14 / 16)
+    assert padding_efficiency([3, 5], [[0, 1]], multiple=8) == pytest.approx(8 / 16)
+    lengths = np.random.default_rng(0).integers(1, 60, size=5000).tolist()
+    grouped = length_grouped_batches(lengths, 32, np.random.default_rng(1))
+    assert sorted(i for batch in grouped for i in batch) == list(range(5000))
+    randomly = random_batches(5000, 32, np.random.default_rng(1))
+    assert padding_efficiency(lengths, grouped) > 0.9 > padding_efficiency(lengths, randomly)
+
+
+def test_every_kind_offers_the_same_functions():
+    for name, kind in TASK_KINDS.items():
+        for function in ("label_values", "make_example", "tokenize", "decode"):
+            assert callable(getattr(kind, function)), (name, function)
+        assert isinstance(kind.HAS_LABEL_SET, bool)
