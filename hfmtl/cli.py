@@ -16,6 +16,10 @@ from hfmtl.errors import HfmtlError
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    # Our progress bars are the ones to read; transformers' per-file loading/saving bars only add noise.
+    transformers_logging.disable_progress_bar()
     try:
         args.command(args)
     except HfmtlError as error:
@@ -29,6 +33,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfmtl", description="Multi-task fine-tuning of Hugging Face encoders.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train one model on every task of a config")
+    _add_config_arguments(train)
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint: the newest in the run's output dir, or the folder given",
+    )
+    train.add_argument("--overwrite", action="store_true", help="start afresh even if output_dir holds checkpoints")
+    train.add_argument(
+        "--stop-at", type=int, metavar="STEP", help="checkpoint and stop at this step (continue later with --resume)"
+    )
+    train.set_defaults(command=_train)
 
     data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
     _add_config_arguments(data)
@@ -47,6 +66,21 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config value, e.g. --set training.max_steps=100 --set tasks.ner.loss_weight=2",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from hfmtl.config import load_config
+    from hfmtl.trainer import train
+
+    result = train(
+        load_config(args.config, args.overrides),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        stop_at_step=args.stop_at,
+    )
+    print(f"Model: {result.model_dir}  (metrics in {result.output_dir / 'metrics.jsonl'})")  # noqa: T201
+    if result.best_metrics:
+        print(f"Best step {result.best_step}: {result.best_metrics}")  # noqa: T201
 
 
 def _data(args: argparse.Namespace) -> None:

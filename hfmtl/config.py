@@ -7,10 +7,6 @@ dotted name; `--set a.b=value` overrides are applied to the raw YAML before it i
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from hfmtl.dataclass_parsing import apply_override, build_dataclass, plain_data
 from hfmtl.errors import ConfigError
 from hfmtl.tasks import TASK_KINDS
 
@@ -117,10 +114,12 @@ class TrainingConfig:
     """Batch examples of similar length together (less padding, faster), still in random order."""
     eval_every: int = 500
     """Evaluate every task's validation split every N steps (and at the end)."""
+    eval_at_start: bool = False
+    """Also evaluate the untrained model before the first step: the baseline, logged at step 0."""
     save_every: int = 500
     """Write a resumable checkpoint every N steps."""
     keep_last: int = 2
-    """Checkpoints to keep (oldest deleted first)."""
+    """Checkpoints to keep (oldest deleted first); 0 keeps them all."""
     early_stopping_patience: int | None = None
     """Stop after N evaluations without improvement of the aggregate metric; null never stops early."""
     log_every: int = 50
@@ -170,7 +169,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     for override in overrides:
         apply_override(raw, override)
     try:
-        config = _build(RunConfig, raw, "")
+        config = build_dataclass(RunConfig, raw)
         _check(config)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
@@ -179,14 +178,14 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
 
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and check a RunConfig from plain data (the inverse of `config_to_dict`)."""
-    config = _build(RunConfig, dict(raw), "")
+    config = build_dataclass(RunConfig, dict(raw))
     _check(config)
     return config
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     """Plain YAML/JSON-ready data: tuples become lists."""
-    return _plain(dataclasses.asdict(config))
+    return plain_data(dataclasses.asdict(config))
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
@@ -196,127 +195,6 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
     temporary.replace(path)
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in the raw config; the value is parsed as YAML (`1e-4`, `true`, `[a, b]`).
-
-    Tasks are addressed by name: `tasks.sentiment.loss_weight=2`.
-    """
-    key, separator, text = override.partition("=")
-    if not separator or not key.strip():
-        raise ConfigError(f"override '{override}' must look like key.path=value")
-    value = yaml.safe_load(text) if text.strip() else None
-    parts = key.strip().split(".")
-    node: Any = raw
-    for depth, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = _task_by_name(node, part, ".".join(parts[: depth + 1]))
-        else:
-            node = node.setdefault(part, {})
-            if not isinstance(node, (dict, list)):
-                raise ConfigError(f"override '{override}': '{'.'.join(parts[: depth + 1])}' is not a section")
-    if isinstance(node, list):
-        raise ConfigError(f"override '{override}': name a key inside the task, e.g. tasks.NAME.loss_weight=2")
-    node[parts[-1]] = value
-
-
-def _task_by_name(tasks: list[Any], name: str, dotted: str) -> dict[str, Any]:
-    for task in tasks:
-        if isinstance(task, dict) and task.get("name") == name:
-            return task
-    names = [task.get("name") for task in tasks if isinstance(task, dict)]
-    raise ConfigError(f"override '{dotted}': no task named '{name}' (tasks: {', '.join(map(str, names))})")
-
-
-def _build(cls: type, raw: Any, path: str) -> Any:
-    """Make dataclass `cls` from a mapping, rejecting unknown keys and checking each value's type."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"'{path or '<top level>'}' must be a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{_join(path, close[0])}'?" if close else f"; expected one of: {', '.join(names)}"
-            raise ConfigError(f"unknown key '{_join(path, str(key))}'{hint}")
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            values[f.name] = _coerce(raw[f.name], hints[f.name], _join(path, f.name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing required key '{_join(path, f.name)}'")
-    return cls(**values)
-
-
-def _coerce(value: Any, annotation: Any, path: str) -> Any:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"'{path}' must not be null")
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, path)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"'{path}' must be one of {', '.join(map(str, args))}; got '{value}'")
-        return value
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, path)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"'{path}' must be a list, got {type(value).__name__}")
-        if dataclasses.is_dataclass(args[0]):  # tasks: name them in paths once their name is known
-            return tuple(_coerce(item, args[0], _item_path(path, i, item)) for i, item in enumerate(value))
-        return tuple(_coerce(item, args[0], f"{path}.{i}") for i, item in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"'{path}' must be a mapping, got {type(value).__name__}")
-        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
-    return _scalar(value, annotation, path)
-
-
-def _scalar(value: Any, annotation: type, path: str) -> Any:
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"'{path}' must be true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"'{path}' must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        # YAML reads `5e-5` (no dot) as a string; accept any numeric text rather than surprise the user.
-        try:
-            number = float(value) if not isinstance(value, bool) else math.nan
-        except (TypeError, ValueError):
-            number = math.nan
-        if not math.isfinite(number):
-            raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
-        return number
-    if annotation is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"'{path}' must be a string, got {value!r}")
-        return str(value)
-    raise TypeError(f"config field {path} has an unsupported annotation {annotation!r}")
-
-
-def _item_path(path: str, index: int, item: Any) -> str:
-    name = item.get("name") if isinstance(item, Mapping) else None
-    return f"{path}.{name}" if isinstance(name, str) else f"{path}.{index}"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _check(config: RunConfig) -> None:

@@ -108,7 +108,7 @@ def build_encoder(vocab_size: int, seed: int) -> BertModel:
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    return BertModel(config, add_pooling_layer=False)
+    return BertModel(config)
 
 
 def main() -> None:

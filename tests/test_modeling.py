@@ -86,6 +86,7 @@ def test_encoder_weights_come_from_the_pretrained_encoder(model):
     from safetensors.torch import load_file
 
     pretrained = load_file("tests/assets/tiny/encoder/model.safetensors")
+    pretrained = {name: tensor for name, tensor in pretrained.items() if not name.startswith("pooler.")}
     assert set(model.encoder.state_dict()) == set(pretrained)  # no pooler: heads pool for themselves
     for name, tensor in pretrained.items():
         assert torch.equal(model.encoder.state_dict()[name], tensor), name

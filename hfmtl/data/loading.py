@@ -117,3 +117,11 @@ def _infer_labels(task: TaskConfig, rows: list[Row]) -> tuple[str, ...]:
     if len(labels) < 2:
         raise DataError(f"task '{task.name}': the training split has fewer than two distinct labels ({list(labels)})")
     return labels
+
+
+def model_rows(dataset: Dataset) -> list[dict[str, Any]]:
+    """Plain rows with only what the collator needs (Arrow row access per batch would be slower)."""
+    return [
+        {"input_ids": ids, "labels": labels}
+        for ids, labels in zip(dataset["input_ids"], dataset["labels"], strict=True)
+    ]

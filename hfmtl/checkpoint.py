@@ -1,0 +1,157 @@
+"""Resumable checkpoints: `accelerator.save_state` plus the trainer's own state, written so that a kill at
+any moment leaves every earlier checkpoint intact.
+
+A checkpoint is written into `checkpoint-NNNNNNN.incomplete` and renamed to `checkpoint-NNNNNNN` only once
+complete; a folder without `trainer_state.json` is never resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+from hfmtl.errors import ConfigError
+from hfmtl.records import write_json
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+# Keys that may change between a run and its resumption: they do not change what the model learns.
+RESUMABLE_CHANGES = (
+    "output_dir",
+    "training.eval_every",
+    "training.save_every",
+    "training.keep_last",
+    "training.log_every",
+    "training.report_to",
+    "training.early_stopping_patience",
+    "training.eval_batch_size",
+)
+
+
+@dataclass
+class TrainerState:
+    """The loop's own state, saved in every checkpoint beside Accelerate's (weights, optimizer, RNG...)."""
+
+    step: int = 0
+    best_aggregate: float | None = None
+    best_step: int | None = None
+    best_metrics: dict[str, dict[str, float]] | None = None
+    evaluations_without_improvement: int = 0
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    output_dir: Path,
+    state: TrainerState,
+    loader_state: Mapping[str, Any],
+    config: Mapping[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write model, optimizer, scheduler, scaler, RNG, loader and trainer state; keep the newest `keep_last`."""
+    final = output_dir / CHECKPOINTS / f"checkpoint-{state.step:07d}"
+    partial = final.with_name(final.name + ".incomplete")
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))  # every process writes its own RNG state
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_json(partial / STATE_FILE, {**asdict(state), "loader": dict(loader_state), "config": dict(config)})
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        _remove_old(output_dir, keep_last)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def resolve_resume(output_dir: Path, resume: str | None, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from: None for a fresh run, the newest for "latest", else the path given."""
+    if resume is None:
+        if has_checkpoints(output_dir) and not overwrite:
+            raise ConfigError(
+                f"output_dir '{output_dir}' already holds checkpoints of an earlier run; pass --resume to continue "
+                "it, --overwrite to start again there, or --set output_dir=... for a new folder"
+            )
+        return None
+    path = find_latest_checkpoint(output_dir) if resume == "latest" else Path(resume)
+    if path is None:
+        raise ConfigError(f"--resume: no complete checkpoint in '{output_dir / CHECKPOINTS}'")
+    if not path.is_dir():
+        raise ConfigError(f"--resume: checkpoint '{path}' does not exist")
+    return path
+
+
+def find_latest_checkpoint(output_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step, if any."""
+    complete = [path for path in _checkpoints(output_dir) if (path / STATE_FILE).is_file()]
+    return complete[-1] if complete else None
+
+
+def load_checkpoint(
+    accelerator: Accelerator, path: Path, config: Mapping[str, Any]
+) -> tuple[TrainerState, dict[str, Any]]:
+    """Restore everything `save_checkpoint` wrote, after checking it was written for the same config.
+
+    Returns the trainer state and the loader state.
+    """
+    if not (path / STATE_FILE).is_file():
+        raise ConfigError(f"{path} is not a complete hfmtl checkpoint (no {STATE_FILE})")
+    saved = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    differences = config_differences(saved["config"], config)
+    if differences:
+        raise ConfigError(f"cannot resume from {path}: its config differs from this one: " + "; ".join(differences))
+    accelerator.load_state(str(path))
+    fields = {name: saved[name] for name in TrainerState.__dataclass_fields__}
+    return TrainerState(**fields), saved["loader"]
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two config dicts, except the ones a resume may change."""
+    flat_saved, flat_current = _flatten(saved), _flatten(current)
+    return [
+        f"{key}: {flat_saved.get(key)!r} -> {flat_current.get(key)!r}"
+        for key in sorted(set(flat_saved) | set(flat_current))
+        if flat_saved.get(key) != flat_current.get(key) and not key.startswith(RESUMABLE_CHANGES)
+    ]
+
+
+def has_checkpoints(output_dir: Path) -> bool:
+    return any(_checkpoints(output_dir))
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    folder = output_dir / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), path) for path in folder.iterdir() if (m := _NAME.match(path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def _remove_old(output_dir: Path, keep_last: int) -> None:
+    if keep_last > 0:
+        for path in _checkpoints(output_dir)[:-keep_last]:
+            shutil.rmtree(path)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key == "tasks" and isinstance(value, list):
+            for task in value:
+                flat.update(_flatten(task, f"tasks.{task.get('name')}."))
+        elif isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat

@@ -1,0 +1,140 @@
+import json
+from collections import Counter
+
+import pytest
+
+from hfmtl.config import SamplingConfig
+from hfmtl.data.collate import Collator
+from hfmtl.data.sampling import MultiTaskLoader, task_weights
+from hfmtl.errors import ConfigError
+
+SIZES = {"a": 100, "b": 400, "c": 25}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options", "expected"),
+    [
+        ("proportional", {}, {"a": 100 / 525, "b": 400 / 525, "c": 25 / 525}),
+        ("temperature", {"temperature": 2.0}, {"a": 10 / 35, "b": 20 / 35, "c": 5 / 35}),
+        ("temperature", {"temperature": 2.0, "size_cap": 100}, {"a": 10 / 25, "b": 10 / 25, "c": 5 / 25}),
+        ("uniform", {}, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}),
+        ("fixed", {"weights": {"a": 1, "b": 1, "c": 2}}, {"a": 0.25, "b": 0.25, "c": 0.5}),
+        ("annealed", {"progress": 0.0}, {"a": 100 / 525, "b": 400 / 525, "c": 25 / 525}),
+        ("annealed", {"progress": 1.0}, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}),
+        (
+            "annealed",
+            {"progress": 0.5},
+            {"a": (100 / 525 + 1 / 3) / 2, "b": (400 / 525 + 1 / 3) / 2, "c": (25 / 525 + 1 / 3) / 2},
+        ),
+    ],
+)
+def test_weights_by_hand(strategy, options, expected):
+    assert task_weights(SIZES, strategy, **options) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "strategy", "options", "message"),
+    [
+        ({"a": 10, "b": 0}, "proportional", {}, "task 'b' has no training rows"),
+        (SIZES, "fixed", {"weights": {"a": -1, "b": 1, "c": 1}}, "must be >= 0 and not all zero"),
+        (SIZES, "fixed", {"weights": {"a": 0, "b": 0, "c": 0}}, "must be >= 0 and not all zero"),
+        (SIZES, "fixed", {"weights": {"a": 1}}, "needs one weight per task"),
+        (SIZES, "roundrobin", {}, "unknown sampling strategy 'roundrobin'"),
+        (SIZES, "temperature", {"temperature": 0}, "temperature must be > 0"),
+    ],
+)
+def test_bad_sampling_settings(sizes, strategy, options, message):
+    with pytest.raises(ConfigError, match=message):
+        task_weights(sizes, strategy, **options)
+
+
+def rows(n: int, offset: int = 0) -> list[dict]:
+    return [{"input_ids": [1] * (1 + (i * 7) % 23), "labels": offset + i} for i in range(n)]
+
+
+def make_loader(sampling=None, seed=0, num_processes=1, process_index=0, sizes=(100, 400, 25), **options):
+    data = {name: rows(n, offset=1000 * k) for k, (name, n) in enumerate(zip("abc", sizes, strict=True))}
+    return MultiTaskLoader(
+        data,
+        Collator(pad_token_id=0),
+        sampling or SamplingConfig(strategy="proportional"),
+        batch_size=options.pop("batch_size", 4),
+        total_draws=options.pop("total_draws", 10_000),
+        seed=seed,
+        num_processes=num_processes,
+        process_index=process_index,
+        **options,
+    )
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        SamplingConfig(strategy="proportional"),
+        SamplingConfig(strategy="temperature", temperature=3.0),
+        SamplingConfig(strategy="uniform"),
+        SamplingConfig(strategy="fixed", weights={"a": 0.2, "b": 0.3, "c": 0.5}),
+    ],
+    ids=lambda s: s.strategy,
+)
+def test_empirical_mix_follows_the_weights(sampling):
+    loader = make_loader(sampling)
+    counts = Counter(loader.next_task() for _ in range(10_000))
+    for task, weight in loader.static_weights.items():
+        assert abs(counts[task] / 10_000 - weight) < 0.02, (task, counts[task], weight)
+
+
+def test_annealed_mix_moves_toward_uniform():
+    loader = make_loader(SamplingConfig(strategy="annealed"), total_draws=10_000)
+    draws = [loader.next_task() for _ in range(10_000)]
+    early, late = Counter(draws[:2000]), Counter(draws[-2000:])
+    assert early["b"] / 2000 > 0.6 and abs(late["b"] / 2000 - 0.38) < 0.05  # b: 0.76 at the start, ~1/3 at the end
+
+
+def test_same_seed_same_sequence_other_seed_other_sequence():
+    one, two, other = make_loader(seed=3), make_loader(seed=3), make_loader(seed=4)
+    seq_one = [(t, b["labels"].tolist()) for t, b in (one.next_batch() for _ in range(200))]
+    seq_two = [(t, b["labels"].tolist()) for t, b in (two.next_batch() for _ in range(200))]
+    seq_other = [(t, b["labels"].tolist()) for t, b in (other.next_batch() for _ in range(200))]
+    assert seq_one == seq_two
+    assert seq_one != seq_other
+
+
+def test_state_dict_resumes_the_same_sequence_through_json():
+    loader = make_loader(seed=1)
+    for _ in range(150):
+        loader.next_batch()
+    state = json.loads(json.dumps(loader.state_dict()))
+    expected = [(t, b["labels"].tolist()) for t, b in (loader.next_batch() for _ in range(150))]
+    resumed = make_loader(seed=1)
+    resumed.load_state_dict(state)
+    assert [(t, b["labels"].tolist()) for t, b in (resumed.next_batch() for _ in range(150))] == expected
+
+
+def test_exhausted_tasks_restart_with_a_new_shuffle():
+    loader = make_loader(SamplingConfig(strategy="uniform"), sizes=(8, 8, 8), batch_size=4, group_by_length=False)
+    passes: dict[str, list[list[int]]] = {"a": []}
+    while loader.cursors["a"].epoch < 3:
+        task, batch = loader.next_batch()
+        if task == "a":
+            passes["a"].append(batch["labels"].tolist())
+    first, second = passes["a"][:2], passes["a"][2:4]
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(8))  # each pass sees every row once
+    assert first != second
+
+
+def test_processes_draw_the_same_tasks_and_get_disjoint_batches():
+    ranks = [make_loader(seed=5, num_processes=2, process_index=r, group_by_length=False) for r in (0, 1)]
+    seen = {0: [], 1: []}
+    for _ in range(40):
+        (task0, batch0), (task1, batch1) = ranks[0].next_batch(), ranks[1].next_batch()
+        assert task0 == task1
+        if task0 == "b":
+            seen[0] += batch0["labels"].tolist()
+            seen[1] += batch1["labels"].tolist()
+    assert seen[0] and not set(seen[0]) & set(seen[1])
+
+
+def test_a_task_smaller_than_one_batch_per_process_is_refused():
+    with pytest.raises(ConfigError, match="task 'c' has 25 training rows, fewer than one batch per process"):
+        make_loader(batch_size=16, num_processes=2)

@@ -1,0 +1,189 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hfmtl.cli import main
+from hfmtl.config import load_config
+from hfmtl.encoder import build_model
+from hfmtl.errors import ConfigError
+from hfmtl.modeling import MultiTaskModel
+from hfmtl.optimization import build_optimizer
+from hfmtl.trainer import NonFiniteLossError, train
+
+REPO = Path(__file__).resolve().parent.parent
+SHORT = ["training.max_steps=40", "training.eval_every=20", "training.save_every=20", "training.log_every=5"]
+
+
+def tiny(tmp_path: Path, *overrides: str):
+    return load_config(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path / 'run'}", *overrides])
+
+
+def task_sequence(output_dir: Path) -> list[str]:
+    lines = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    return [task for line in lines if "tasks" in line for task in line["tasks"]]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One full `hfmtl train` of the tiny config through the CLI."""
+    output_dir = tmp_path_factory.mktemp("smoke") / "run"
+    assert main(["train", "configs/tiny.yaml", "--set", f"output_dir={output_dir}"]) == 0
+    return output_dir
+
+
+def test_smoke_run_writes_the_expected_files(smoke_run):
+    for name in ("run_config.yaml", "environment.json", "metrics.jsonl"):
+        assert (smoke_run / name).is_file(), name
+    model_files = {p.name for p in (smoke_run / "model").iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "eval_results.json",
+        "run_config.yaml",
+    } <= model_files
+    checkpoints = sorted(p.name for p in (smoke_run / "checkpoints").iterdir())
+    assert checkpoints == ["checkpoint-0000060", "checkpoint-0000120"]
+    assert {"model.safetensors", "optimizer.bin", "scheduler.bin", "trainer_state.json"} <= {
+        p.name for p in (smoke_run / "checkpoints" / "checkpoint-0000120").iterdir()
+    }
+    environment = json.loads((smoke_run / "environment.json").read_text())
+    assert environment["seed"] == 0 and environment["torch"] == torch.__version__
+
+
+def test_smoke_run_loss_falls_and_metrics_rise(smoke_run):
+    lines = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
+    losses = [line["loss"] for line in lines if "loss" in line]
+    assert len(losses) == 12  # every 10 steps
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+    evaluations = [line for line in lines if "eval" in line]
+    assert [line["step"] for line in evaluations] == [60, 120]
+    best = json.loads((smoke_run / "model" / "eval_results.json").read_text())
+    assert best["aggregate"] == max(line["aggregate"] for line in evaluations)
+    assert best["metrics"]["ner"]["f1"] > 0.5 and best["metrics"]["intensity"]["pearson"] > 0.5
+
+
+def test_the_saved_model_loads_and_answers_every_task(smoke_run):
+    model = MultiTaskModel.from_pretrained(smoke_run / "model").eval()
+    assert model.task_names == ["sentiment", "ner", "intensity"]
+    ids = torch.tensor([[2, 40, 41, 3]])
+    outputs = model.forward_all(ids, torch.ones_like(ids))
+    ner_labels = model.config.task_specs[1].labels
+    assert ner_labels[0] == "O" and len(ner_labels) == 8  # inferred from the tiny data (no I-MISC there)
+    assert outputs["ner"].shape == (1, 4, 8)
+    assert outputs["sentiment"].shape == (1, 2) and outputs["intensity"].shape == (1,)
+
+
+def test_a_step_on_one_task_leaves_the_other_heads_bit_identical(tiny_config):
+    torch.manual_seed(0)
+    model = build_model(tiny_config, {"sentiment": ("n", "p"), "ner": ("O", "B-PER", "I-PER"), "intensity": None})
+    optimizer = build_optimizer(model, tiny_config.training, is_cuda=False)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    ids = torch.tensor([[2, 40, 41, 3], [2, 42, 3, 0]])
+    loss = model("sentiment", ids, (ids != 0).long(), labels=torch.tensor([1, 0])).loss
+    loss.backward()
+    optimizer.step()
+    after = model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(name.startswith("heads.sentiment.") for name in changed)
+    assert any(name.startswith("encoder.") for name in changed)
+    assert not any(name.startswith(("heads.ner.", "heads.intensity.")) for name in changed)
+
+
+def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    command = [sys.executable, "-m", "hfmtl", "train", "configs/tiny.yaml", *(f"--set={o}" for o in SHORT)]
+    run = {"check": True, "capture_output": True, "cwd": REPO}
+    subprocess.run([*command, f"--set=output_dir={straight}"], **run)
+    subprocess.run([*command, f"--set=output_dir={split}", "--stop-at", "20"], **run)
+    assert sorted(p.name for p in (split / "checkpoints").iterdir()) == ["checkpoint-0000020"]
+    subprocess.run([*command, f"--set=output_dir={split}", "--resume"], **run)
+    final = "checkpoints/checkpoint-0000040/model.safetensors"
+    a, b = load_file(straight / final), load_file(split / final)
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    assert task_sequence(straight) == task_sequence(split)
+    assert len(task_sequence(split)) == 40
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(tiny(tmp_path, *SHORT), stop_at_step=20)
+    changed = tiny(tmp_path, *SHORT, "training.learning_rate=0.01", "tasks.ner.loss_weight=2")
+    with pytest.raises(ConfigError, match=r"config differs from this one: tasks\.ner\.loss_weight: 1\.0 -> 2\.0; "):
+        train(changed, resume="latest")
+
+
+def test_a_fresh_run_will_not_silently_reuse_an_output_dir_with_checkpoints(tmp_path):
+    train(tiny(tmp_path, *SHORT), stop_at_step=20)
+    with pytest.raises(ConfigError, match="already holds checkpoints of an earlier run; pass --resume"):
+        train(tiny(tmp_path, *SHORT))
+    with pytest.raises(ConfigError, match="--resume: checkpoint 'nowhere' does not exist"):
+        train(tiny(tmp_path, *SHORT), resume="nowhere")
+
+
+def overflowing_intensity(tmp_path: Path) -> Path:
+    """Tiny data whose intensity targets are finite but overflow float32 once squared in the loss."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in os.listdir(REPO / "tests/assets/tiny/data"):
+        (data / name).write_bytes((REPO / "tests/assets/tiny/data" / name).read_bytes())
+    rows = [json.loads(line) for line in (data / "sst_train.jsonl").read_text().splitlines()]
+    huge = "".join(json.dumps({**row, "intensity": 1e30}) + "\n" for row in rows)
+    (data / "huge.jsonl").write_text(huge)
+    return data
+
+
+def test_a_non_finite_loss_stops_the_run_naming_task_and_step(tmp_path):
+    data = overflowing_intensity(tmp_path)
+    config = tiny(tmp_path, *SHORT, f"data_dir={data}", "tasks.intensity.data.train=huge.jsonl")
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss on task 'intensity' at step \d+; stopped before"):
+        train(config)
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
+
+
+def test_non_finite_batches_can_be_skipped(tmp_path):
+    data = overflowing_intensity(tmp_path)
+    config = tiny(
+        tmp_path,
+        *SHORT,
+        f"data_dir={data}",
+        "tasks.intensity.data.train=huge.jsonl",
+        "training.on_nonfinite_loss=skip",
+    )
+    result = train(config)
+    assert result.step == 40
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    losses = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert not any("loss/intensity" in line for line in losses)  # skipped batches are not logged as losses
+
+
+def test_fp16_on_the_cpu_is_refused(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is allowed on a GPU")
+    with pytest.raises(ConfigError, match="fp16, which is ~19x slower on the CPU"):
+        train(tiny(tmp_path, "training.mixed_precision=fp16"))
+
+
+@pytest.mark.slow
+def test_two_processes_train_in_lockstep(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "tests/ddp_train.py", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0["world"] == "2"
+    assert rank0["weights"] == rank1["weights"]
+    assert rank0["tasks"] == rank1["tasks"] and len(rank0["tasks"]) == 30
+    assert (tmp_path / "model" / "model.safetensors").is_file()
