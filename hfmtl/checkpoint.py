@@ -17,8 +17,8 @@ from typing import Any
 
 from accelerate import Accelerator
 
+from hfmtl.atomic import write_json_atomic
 from hfmtl.errors import ConfigError
-from hfmtl.records import write_json
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -53,10 +53,13 @@ def save_checkpoint(
     output_dir: Path,
     state: TrainerState,
     loader_state: Mapping[str, Any],
-    config: Mapping[str, Any],
+    identity: Mapping[str, Any],
     keep_last: int,
 ) -> Path:
-    """Write model, optimizer, scheduler, scaler, RNG, loader and trainer state; keep the newest `keep_last`."""
+    """Write model, optimizer, scheduler, scaler, RNG, loader and trainer state; keep the newest `keep_last`.
+
+    `identity` (config, task order, process count) is what a resuming run must match.
+    """
     final = output_dir / CHECKPOINTS / f"checkpoint-{state.step:07d}"
     partial = final.with_name(final.name + ".incomplete")
     if accelerator.is_main_process:
@@ -66,7 +69,7 @@ def save_checkpoint(
     accelerator.save_state(str(partial))  # every process writes its own RNG state
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        write_json(partial / STATE_FILE, {**asdict(state), "loader": dict(loader_state), "config": dict(config)})
+        write_json_atomic(partial / STATE_FILE, {**asdict(state), "loader": dict(loader_state), **identity})
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         _remove_old(output_dir, keep_last)
@@ -98,16 +101,19 @@ def find_latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def load_checkpoint(
-    accelerator: Accelerator, path: Path, config: Mapping[str, Any]
+    accelerator: Accelerator, path: Path, identity: Mapping[str, Any]
 ) -> tuple[TrainerState, dict[str, Any]]:
-    """Restore everything `save_checkpoint` wrote, after checking it was written for the same config.
+    """Restore everything `save_checkpoint` wrote, after checking it was written by the same kind of run.
 
     Returns the trainer state and the loader state.
     """
     if not (path / STATE_FILE).is_file():
         raise ConfigError(f"{path} is not a complete hfmtl checkpoint (no {STATE_FILE})")
     saved = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    differences = config_differences(saved["config"], config)
+    differences = config_differences(saved["config"], identity["config"])
+    for key in ("task_order", "num_processes"):
+        if saved[key] != identity[key]:
+            differences.append(f"{key}: {saved[key]!r} -> {identity[key]!r}")
     if differences:
         raise ConfigError(f"cannot resume from {path}: its config differs from this one: " + "; ".join(differences))
     accelerator.load_state(str(path))

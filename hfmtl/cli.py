@@ -69,18 +69,20 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from accelerate import PartialState
+
     from hfmtl.config import load_config
+    from hfmtl.metrics import format_main_metrics
     from hfmtl.trainer import train
 
-    result = train(
-        load_config(args.config, args.overrides),
-        resume=args.resume,
-        overwrite=args.overwrite,
-        stop_at_step=args.stop_at,
-    )
-    print(f"Model: {result.model_dir}  (metrics in {result.output_dir / 'metrics.jsonl'})")  # noqa: T201
-    if result.best_metrics:
-        print(f"Best step {result.best_step}: {result.best_metrics}")  # noqa: T201
+    config = load_config(args.config, args.overrides)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, stop_at_step=args.stop_at)
+    if PartialState().is_main_process:  # under torchrun every process returns here; one report is enough
+        print(f"Model: {result.model_dir}  (log: {result.output_dir / 'metrics.jsonl'})")  # noqa: T201
+        if result.best_metrics is not None:
+            kinds = {task.name: task.kind for task in config.tasks}
+            best = format_main_metrics(result.best_metrics, kinds)
+            print(f"Best at step {result.best_step}: {best}")  # noqa: T201
 
 
 def _data(args: argparse.Namespace) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from hfmtl.atomic import write_text_atomic
 from hfmtl.dataclass_parsing import apply_override, build_dataclass, plain_data
 from hfmtl.errors import ConfigError
 from hfmtl.tasks import TASK_KINDS
@@ -47,7 +48,7 @@ class DataConfig:
     hub_subset: str | None = None
     """The dataset configuration name on the Hub (e.g. `sst2` for `nyu-mll/glue`)."""
     max_train_rows: int | None = None
-    """Keep only the first N training rows (quick runs and smoke tests)."""
+    """Keep only the first N training rows (quick runs and smoke tests); at least 1."""
     max_validation_rows: int | None = None
     """Keep only the first N validation rows."""
 
@@ -147,13 +148,6 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation and the training loop."""
 
-    def task(self, name: str) -> TaskConfig:
-        """The task called `name`."""
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise ConfigError(f"no task named '{name}'; the config has: {', '.join(t.name for t in self.tasks)}")
-
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML run config, apply `a.b=value` overrides, and check every key and value."""
@@ -190,11 +184,7 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
-    temporary.replace(path)
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def _check(config: RunConfig) -> None:
@@ -217,6 +207,11 @@ def _check(config: RunConfig) -> None:
                 raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
         if task.loss_weight < 0:
             raise ConfigError(f"'{where}.loss_weight' must be >= 0, got {task.loss_weight}")
+    for task in config.tasks:
+        for split in ("train", "validation"):
+            cap = getattr(task.data, f"max_{split}_rows")
+            if cap is not None and cap < 1:
+                raise ConfigError(f"'tasks.{task.name}.data.max_{split}_rows' must be >= 1 or null, got {cap}")
     if config.encoder.max_length < 8:
         raise ConfigError(f"'encoder.max_length' must be at least 8, got {config.encoder.max_length}")
     _check_sampling(config.sampling, names)

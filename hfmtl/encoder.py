@@ -7,10 +7,10 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from hfmtl.config import EncoderConfig, RunConfig
-from hfmtl.errors import ModelLoadError
+from hfmtl.errors import ConfigError, ModelLoadError
 from hfmtl.modeling import MultiTaskModel, TaskSpec
 
 PACKAGE_PREFIX = "package:"
@@ -47,6 +47,7 @@ def load_tokenizer(encoder: EncoderConfig) -> PreTrainedTokenizerBase:
         raise ModelLoadError(
             f"the tokenizer of '{encoder.name_or_path}' is not a fast tokenizer; hfmtl needs one for word alignment"
         )
+    _check_max_length(encoder, source, tokenizer)
     return tokenizer
 
 
@@ -65,6 +66,19 @@ def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None])
         raise ModelLoadError(_load_failure("encoder", config.encoder.name_or_path, error)) from None
     model.config.encoder_name_or_path = config.encoder.name_or_path
     return model
+
+
+def _check_max_length(encoder: EncoderConfig, source: str, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a max_length beyond the encoder's position embeddings (it would fail deep inside the model)."""
+    settings = AutoConfig.from_pretrained(
+        source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
+    )
+    limits = [getattr(settings, "max_position_embeddings", None), tokenizer.model_max_length]
+    limit = min((value for value in limits if isinstance(value, int) and value < 1_000_000), default=None)
+    if limit is not None and encoder.max_length > limit:
+        raise ConfigError(
+            f"'encoder.max_length' is {encoder.max_length}, but '{encoder.name_or_path}' takes at most {limit} tokens"
+        )
 
 
 def _package_model_path(module_name: str) -> Path:

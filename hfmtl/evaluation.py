@@ -1,35 +1,77 @@
-"""Running a model over every task's validation rows, gathering across processes, and scoring."""
+"""Running a model over each task's evaluation rows, gathering across processes, and scoring.
+
+Each process predicts a slice of the rows (longest first, so batches hold similar lengths) and the
+(row index, prediction) pairs are gathered as Python objects: every process ends with every prediction
+in input order, and no random number is drawn, so evaluating never changes how training continues.
+NER is scored per word against the full gold sequence: words cut off by truncation count as predicted `O`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
+from accelerate.utils import gather_object
+from datasets import Dataset
 
 from hfmtl.data.collate import IGNORE_INDEX, Collator
-from hfmtl.metrics import classification_metrics, regression_metrics, token_classification_metrics
+from hfmtl.metrics import compute_metrics
 from hfmtl.modeling import MultiTaskModel, TaskSpec
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One task's rows to score, in input order."""
+
+    task: str
+    rows: list[dict[str, Any]]
+    """Tokenized rows: `input_ids`, `labels` and the row's `index`."""
+    gold: list[Any]
+    """The gold answer per row: a label id, a float, or a list of word tag ids."""
+    inputs: list[Any]
+    """The text (or list of words) per row, for the predictions file."""
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task's metrics and one prediction record per row, in input order."""
+
+    task: str
+    metrics: dict[str, Any]
+    predictions: list[dict[str, Any]]
+
+
+def make_eval_set(task: str, dataset: Dataset) -> EvalSet:
+    """An EvalSet from a tokenized split (as `tokenize_task` returns it)."""
+    is_token_level = "tags" in dataset.column_names
+    rows = [
+        {"input_ids": ids, "labels": labels, "index": index}
+        for index, (ids, labels) in enumerate(zip(dataset["input_ids"], dataset["labels"], strict=True))
+    ]
+    gold = dataset["tags"] if is_token_level else dataset["label"]
+    inputs = dataset["tokens"] if is_token_level else dataset["text"]
+    return EvalSet(task=task, rows=rows, gold=gold, inputs=inputs)
 
 
 @torch.no_grad()
 def evaluate_tasks(
     model: MultiTaskModel,
-    rows: Mapping[str, Sequence[Mapping[str, Any]]],
+    sets: Mapping[str, EvalSet],
     collator: Collator,
     accelerator: Accelerator,
     batch_size: int,
-) -> dict[str, dict[str, float]]:
-    """Metrics per task on the given tokenized rows (each process scores its shard; results are gathered)."""
+) -> dict[str, TaskResult]:
+    """Predict and score every task; every process returns the same results."""
     was_training = model.training
     model.eval()
     specs = {spec.name: spec for spec in model.config.task_specs}
     results = {}
-    for task, task_rows in rows.items():
-        predictions, references = _predict(model, task, task_rows, collator, accelerator, batch_size)
-        results[task] = _score(specs[task], predictions, references)
+    for task, eval_set in sets.items():
+        predicted = _predict(model, task, eval_set.rows, collator, accelerator, batch_size)
+        results[task] = _score(specs[task], eval_set, predicted)
     model.train(was_training)
     return results
 
@@ -37,38 +79,68 @@ def evaluate_tasks(
 def _predict(
     model: MultiTaskModel,
     task: str,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[dict[str, Any]],
     collator: Collator,
     accelerator: Accelerator,
     batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    # Longest first: similar lengths share a batch, so little padding, and memory peaks at the first batch.
+) -> list[Any]:
+    """One raw prediction per row, in input order: (class id, probability), a float, or per-word (id, prob)."""
     ordered = sorted(rows, key=lambda row: -len(row["input_ids"]))
-    loader = accelerator.prepare(DataLoader(ordered, batch_size=batch_size, collate_fn=collator))
-    predictions, references = [], []
-    for batch in loader:
+    mine = ordered[accelerator.process_index :: accelerator.num_processes]
+    pairs = []
+    for start in range(0, len(mine), batch_size):
+        chunk = mine[start : start + batch_size]
+        batch = {key: value.to(accelerator.device) for key, value in collator(chunk).items()}
         with accelerator.autocast():
-            logits = model(task, batch["input_ids"], batch["attention_mask"]).logits
-        predicted = logits.float() if logits.dim() == 1 else logits.argmax(-1)
-        labels = batch["labels"]
-        if labels.dim() == 2:  # token-level: padded lengths differ between processes
-            predicted = accelerator.pad_across_processes(predicted, dim=1, pad_index=IGNORE_INDEX)
-            labels = accelerator.pad_across_processes(labels, dim=1, pad_index=IGNORE_INDEX)
-        predicted, labels = accelerator.gather_for_metrics((predicted, labels))
-        predictions.extend(predicted.cpu())
-        references.extend(labels.cpu())
-    return predictions, references
+            logits = model(task, batch["input_ids"], batch["attention_mask"]).logits.float()
+        if logits.dim() == 1:  # regression: (batch,)
+            values: list[Any] = logits.tolist()
+        else:  # (batch, classes) or (batch, seq, tags)
+            probabilities, ids = logits.softmax(-1).max(-1)
+            values = list(zip(ids.tolist(), probabilities.tolist(), strict=True))
+            if logits.dim() == 3:  # keep each word's first sub-token, where the label is not ignored
+                values = _first_pieces(ids, probabilities, batch["labels"])
+        pairs.extend(zip((row["index"] for row in chunk), values, strict=True))
+    if accelerator.num_processes > 1:
+        pairs = gather_object(pairs)
+    return [value for _, value in sorted(pairs, key=lambda pair: pair[0])]
 
 
-def _score(spec: TaskSpec, predictions: list[torch.Tensor], references: list[torch.Tensor]) -> dict[str, float]:
-    if spec.kind == "classification":
-        return classification_metrics([int(p) for p in predictions], [int(r) for r in references])
-    if spec.kind == "regression":
-        return regression_metrics([float(p) for p in predictions], [float(r) for r in references])
+def _first_pieces(ids: torch.Tensor, probabilities: torch.Tensor, labels: torch.Tensor) -> list[list[tuple]]:
+    """Per row, the (tag id, probability) at each word's first sub-token."""
+    kept = labels != IGNORE_INDEX
+    return [
+        list(zip(row_ids[row_kept].tolist(), row_probabilities[row_kept].tolist(), strict=True))
+        for row_ids, row_probabilities, row_kept in zip(ids, probabilities, kept, strict=True)
+    ]
+
+
+def _score(spec: TaskSpec, eval_set: EvalSet, predicted: list[Any]) -> TaskResult:
     names = spec.labels
-    predicted_tags, gold_tags = [], []
-    for predicted, gold in zip(predictions, references, strict=True):
-        kept = gold != IGNORE_INDEX  # the first sub-token of every word
-        predicted_tags.append([names[i] for i in predicted[kept].tolist()])
-        gold_tags.append([names[i] for i in gold[kept].tolist()])
-    return token_classification_metrics(predicted_tags, gold_tags)
+    if spec.kind == "regression":
+        metrics = compute_metrics(spec.kind, predicted, eval_set.gold, None)
+        records = [
+            {"index": i, "text": text, "gold": gold, "prediction": value}
+            for i, (text, gold, value) in enumerate(zip(eval_set.inputs, eval_set.gold, predicted, strict=True))
+        ]
+    elif spec.kind == "classification":
+        metrics = compute_metrics(spec.kind, [label for label, _ in predicted], eval_set.gold, names)
+        records = [
+            {"index": i, "text": text, "gold": names[gold], "prediction": names[label], "score": score}
+            for i, (text, gold, (label, score)) in enumerate(
+                zip(eval_set.inputs, eval_set.gold, predicted, strict=True)
+            )
+        ]
+    else:
+        # Words beyond the truncation point have no prediction: they count as "O" (outside any entity).
+        predicted_tags = [
+            [names[tag] for tag, _ in words] + ["O"] * (len(gold) - len(words))
+            for words, gold in zip(predicted, eval_set.gold, strict=True)
+        ]
+        gold_tags = [[names[tag] for tag in gold] for gold in eval_set.gold]
+        metrics = compute_metrics(spec.kind, predicted_tags, gold_tags, None)
+        records = [
+            {"index": i, "tokens": words, "gold": gold, "prediction": tags}
+            for i, (words, gold, tags) in enumerate(zip(eval_set.inputs, gold_tags, predicted_tags, strict=True))
+        ]
+    return TaskResult(task=spec.name, metrics=metrics, predictions=records)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
+from hfmtl.atomic import write_json_atomic
 from hfmtl.config import RunConfig, save_config
 from hfmtl.modeling import MultiTaskModel
-from hfmtl.records import write_json
 
 METRICS_FILE = "eval_results.json"
 RUN_CONFIG_FILE = "run_config.yaml"
@@ -31,7 +31,7 @@ def save_model_dir(
     tokenizer.save_pretrained(fresh)
     save_config(config, fresh / RUN_CONFIG_FILE)
     if metrics is not None:
-        write_json(fresh / METRICS_FILE, metrics)
+        write_json_atomic(fresh / METRICS_FILE, metrics)
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         path.rename(old)

@@ -64,7 +64,7 @@ class MultiTaskConfig(PretrainedConfig):
     @property
     def task_specs(self) -> list[TaskSpec]:
         return [
-            TaskSpec(t["name"], t["kind"], tuple(t["labels"]) if t["labels"] else None, t.get("pooling", "mean"))
+            TaskSpec(t["name"], t["kind"], tuple(t["labels"]) if t["labels"] else None, t["pooling"])
             for t in self.tasks
         ]
 

@@ -1,29 +1,20 @@
-"""What a run writes about itself: the environment, JSON files and the JSONL metrics log, all written so
-that a crash never leaves half a file behind."""
+"""What a run writes about itself: its environment, the JSONL metrics log, and the numbers trackers get."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hfmtl.atomic import write_text_atomic
 from hfmtl.config import RunConfig, config_to_dict
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically: to a temporary file, then renamed over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def environment(seed: int, device: str, num_processes: int, mixed_precision: str) -> dict[str, Any]:
@@ -66,7 +57,7 @@ class MetricsLog:
             self.path.write_text("", encoding="utf-8")
         elif self.path.exists():
             kept = [line for line in self.read() if line["step"] <= resume_step]
-            self.path.write_text("".join(json.dumps(line) + "\n" for line in kept), encoding="utf-8")
+            write_text_atomic(self.path, "".join(json.dumps(line) + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.is_writer:
@@ -84,15 +75,18 @@ class LogWindow:
 
     losses: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     tasks: list[str] = field(default_factory=list)
-    grad_norms: list[torch.Tensor] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
     tokens: int = 0
     padded_tokens: int = 0
     start: float = field(default_factory=time.perf_counter)
 
-    def add(self, tasks: list[str], losses: dict[str, list[float]], tokens: int, padded_tokens: int) -> None:
+    def add(
+        self, tasks: list[str], losses: dict[str, list[float]], grad_norm: float, tokens: int, padded_tokens: int
+    ) -> None:
         """One step: its tasks (this process's draws), every process's losses per task, its token counts."""
         for task, values in losses.items():
             self.losses[task].extend(values)
+        self.grad_norms.append(grad_norm)
         self.tasks.extend(tasks)
         self.tokens += tokens
         self.padded_tokens += padded_tokens
@@ -106,8 +100,7 @@ class LogWindow:
             "loss": sum(every_loss) / len(every_loss) if every_loss else None,
             **{f"loss/{task}": sum(values) / len(values) for task, values in self.losses.items()},
             "learning_rate": learning_rate,
-            # Norms stay on the device until here: reading them is a host sync, done once per log record.
-            "grad_norm": float(torch.stack(self.grad_norms).mean()) if self.grad_norms else None,
+            "grad_norm": sum(self.grad_norms) / len(self.grad_norms) if self.grad_norms else None,
             "tokens_per_second": self.tokens * num_processes / seconds,
             "padding_efficiency": self.tokens / self.padded_tokens if self.padded_tokens else None,
             "tasks": self.tasks,
@@ -122,4 +115,16 @@ def tracker_config(config: RunConfig) -> dict[str, Any]:
             if isinstance(value, (int, float, str, bool)):
                 flat[f"{section}.{key}"] = value
     flat["tasks"] = ",".join(task.name for task in config.tasks)
+    return flat
+
+
+def numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested metrics as flat `a/b/c: number` pairs, the only form trackers take (lists and text are dropped)."""
+    flat: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(numeric_leaves(value, f"{name}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+            flat[name] = value
     return flat

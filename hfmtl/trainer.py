@@ -7,7 +7,9 @@ evaluation and checkpoints at their intervals → the best model saved as a load
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,25 +19,33 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from hfmtl.checkpoint import TrainerState, find_latest_checkpoint, load_checkpoint, resolve_resume, save_checkpoint
+from hfmtl.atomic import write_json_atomic
+from hfmtl.checkpoint import (
+    CHECKPOINTS,
+    TrainerState,
+    find_latest_checkpoint,
+    load_checkpoint,
+    resolve_resume,
+    save_checkpoint,
+)
 from hfmtl.config import RunConfig, TrainingConfig, config_to_dict, save_config
 from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_all_tasks, model_rows, tokenize_task
 from hfmtl.data.sampling import MultiTaskLoader
 from hfmtl.encoder import build_model, load_tokenizer
 from hfmtl.errors import ConfigError, HfmtlError
-from hfmtl.evaluation import evaluate_tasks
-from hfmtl.metrics import aggregate
+from hfmtl.evaluation import EvalSet, evaluate_tasks, make_eval_set
+from hfmtl.metrics import aggregate, format_main_metrics
 from hfmtl.model_dir import save_model_dir
 from hfmtl.modeling import MultiTaskModel
 from hfmtl.optimization import build_optimizer, build_scheduler
-from hfmtl.records import LogWindow, MetricsLog, environment, tracker_config, write_json
+from hfmtl.records import LogWindow, MetricsLog, environment, numeric_leaves, tracker_config
 
 MODEL_DIR = "model"
 
 
 class NonFiniteLossError(HfmtlError):
-    """A loss became NaN or infinite; the run stopped before the optimizer could use it."""
+    """A loss or gradient became NaN or infinite; the run stopped before the optimizer could use it."""
 
 
 @dataclass
@@ -46,30 +56,12 @@ class TrainResult:
     model_dir: Path
     step: int
     best_step: int | None
-    best_metrics: dict[str, dict[str, float]] | None
+    best_metrics: dict[str, dict[str, Any]] | None
     stopped_early: bool
     model: MultiTaskModel
     """The model as it is after the last step (the best one is in `model_dir`)."""
     tasks: list[str]
     """The task of every micro-batch this process trained on in this call, in order."""
-
-
-@dataclass
-class _StepResult:
-    """The micro-batches of one optimizer step: this process's tasks and tokens, every process's losses."""
-
-    tasks: list[str]
-    losses: dict[str, list[float]]
-    tokens: int
-    padded_tokens: int
-
-    @property
-    def is_finite(self) -> bool:
-        return all(math.isfinite(loss) for values in self.losses.values() for loss in values)
-
-    @property
-    def non_finite_tasks(self) -> list[str]:
-        return sorted(task for task, values in self.losses.items() if not all(map(math.isfinite, values)))
 
 
 def train(
@@ -78,7 +70,7 @@ def train(
     """Train the config's tasks together; `resume` is a checkpoint path or "latest"."""
     training = config.training
     output_dir = Path(config.output_dir)
-    accelerator = _make_accelerator(training)
+    accelerator = _make_accelerator(training, output_dir)
     resume_from = resolve_resume(output_dir, resume, overwrite)
     set_seed(config.seed)
 
@@ -86,7 +78,7 @@ def train(
     with accelerator.main_process_first():
         data = load_all_tasks(config)
         splits = {name: tokenize_task(d, tokenizer, config.encoder.max_length) for name, d in data.items()}
-    eval_rows = {name: model_rows(s["validation"]) for name, s in splits.items() if "validation" in s}
+    eval_sets = {name: make_eval_set(name, s["validation"]) for name, s in splits.items() if "validation" in s}
     model = build_model(config, {name: d.labels for name, d in data.items()})
     collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if training.mixed_precision != "no" else None)
     loader = MultiTaskLoader(
@@ -105,36 +97,41 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     unwrapped = accelerator.unwrap_model(model)
 
+    identity = _run_identity(config, accelerator)
     progress = TrainerState()
     if resume_from is not None:
-        progress, loader_state = load_checkpoint(accelerator, resume_from, config_to_dict(config))
+        progress, loader_state = load_checkpoint(accelerator, resume_from, identity)
         loader.load_state_dict(loader_state)
         _say(accelerator, f"Resumed from {resume_from} at step {progress.step}")
-    log = _start_records(accelerator, config, output_dir, resume_step=progress.step if resume_from else None)
-    last_step = min(training.max_steps, stop_at_step or training.max_steps)
+    elif accelerator.is_main_process:  # a fresh run (maybe --overwrite): nothing of an earlier run may remain
+        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(output_dir / MODEL_DIR, ignore_errors=True)
+    last_step = _last_step(training.max_steps, stop_at_step, progress.step)
+    log = _start_records(accelerator, unwrapped, config, resume_step=progress.step if resume_from else None)
+    evaluate = _Evaluation(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)
     bar = tqdm(total=training.max_steps, initial=progress.step, disable=not accelerator.is_local_main_process)
     window, stopped_early, tasks = LogWindow(), False, []
-    evaluate = _Evaluation(accelerator, unwrapped, tokenizer, eval_rows, collator, config, log)
-    if eval_rows and training.eval_at_start and progress.step == 0:
+    if eval_sets and training.eval_at_start and progress.step == 0:
         evaluate(progress)  # the untrained baseline, logged at step 0
     model.train()
 
     while progress.step < last_step:
         step = _forward_backward(model, loader, accelerator, config)
         tasks.extend(step.tasks)
-        if step.is_finite:
-            grad_norm = None
-            if training.max_grad_norm is not None:
-                grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm or math.inf)
+        # The one host sync of a step: a non-finite loss or gradient must be caught before the optimizer uses
+        # it. (Under fp16 an infinite gradient is normal: the grad scaler skips that step by itself.)
+        *losses, norm = torch.cat([step.losses, grad_norm.reshape(1).float()]).tolist()
+        by_task = step.losses_by_task(losses, accelerator.num_processes)
+        is_finite = all(map(math.isfinite, losses)) and (math.isfinite(norm) or training.mixed_precision == "fp16")
+        if is_finite:
             optimizer.step()
             scheduler.step()
-            window.add(step.tasks, step.losses, step.tokens, step.padded_tokens)
-            if grad_norm is not None:
-                window.grad_norms.append(grad_norm.detach().float())
+            window.add(step.tasks, by_task, norm, step.tokens, step.padded_tokens)
         elif training.on_nonfinite_loss == "stop":
-            raise _non_finite(step, progress.step + 1, output_dir)
+            raise _non_finite(by_task, norm, progress.step + 1, output_dir)
         else:
-            _say(accelerator, f"step {progress.step + 1}: non-finite loss on {step.tasks}; batch skipped")
+            _say(accelerator, f"step {progress.step + 1}: non-finite loss or gradient on {step.tasks}; skipped")
         optimizer.zero_grad(set_to_none=True)
         progress.step += 1
         bar.update(1)
@@ -142,25 +139,24 @@ def train(
         if progress.step % training.log_every == 0 or progress.step == last_step:
             record = window.summary(progress.step, scheduler.get_last_lr()[0], accelerator.num_processes)
             window = LogWindow()
-            _log(accelerator, log, record)
+            log.write(record)
+            accelerator.log(numeric_leaves(record), step=progress.step)
             bar.set_postfix(loss=f"{record['loss']:.4f}" if record["loss"] is not None else "-")
-        if eval_rows and (progress.step % training.eval_every == 0 or progress.step == training.max_steps):
+        if eval_sets and (progress.step % training.eval_every == 0 or progress.step == training.max_steps):
             stopped_early = evaluate(progress)
         is_stopping = stopped_early or progress.step == last_step
         if progress.step % training.save_every == 0 or (is_stopping and progress.step < training.max_steps):
-            state = (progress, loader.state_dict(), config_to_dict(config))
-            save_checkpoint(accelerator, output_dir, *state, training.keep_last)
+            save_checkpoint(accelerator, output_dir, progress, loader.state_dict(), identity, training.keep_last)
         if stopped_early:
             patience = training.early_stopping_patience
             _say(accelerator, f"Early stopping at step {progress.step}: no improvement in {patience} evaluations")
             break
 
     bar.close()
-    if not eval_rows and accelerator.is_main_process and progress.step == training.max_steps:
+    if not eval_sets and accelerator.is_main_process and progress.step == training.max_steps:
         save_model_dir(unwrapped, tokenizer, output_dir / MODEL_DIR, config, None)
     accelerator.wait_for_everyone()
-    if training.report_to:
-        accelerator.end_training()
+    accelerator.end_training()
     return TrainResult(
         output_dir=output_dir,
         model_dir=output_dir / MODEL_DIR,
@@ -171,6 +167,23 @@ def train(
         model=unwrapped,
         tasks=tasks,
     )
+
+
+@dataclass
+class _StepResult:
+    """The micro-batches of one optimizer step: this process's tasks and tokens, every process's losses."""
+
+    tasks: list[str]
+    losses: torch.Tensor
+    """(num_processes * micro-batches,) on the device, process-major: each process drew the same tasks."""
+    tokens: int
+    padded_tokens: int
+
+    def losses_by_task(self, losses: list[float], num_processes: int) -> dict[str, list[float]]:
+        by_task: dict[str, list[float]] = {}
+        for task, loss in zip(self.tasks * num_processes, losses, strict=True):
+            by_task.setdefault(task, []).append(loss)
+        return by_task
 
 
 def _forward_backward(model: Any, loader: MultiTaskLoader, accelerator: Accelerator, config: RunConfig) -> _StepResult:
@@ -191,23 +204,61 @@ def _forward_backward(model: Any, loader: MultiTaskLoader, accelerator: Accelera
             accelerator.backward(loss * weights[task] / accumulation)
         tasks.append(task)
         losses.append(loss.detach().float())
-    # The one host sync of a step: every process must see a non-finite loss before any optimizer uses it.
-    every_loss = accelerator.gather(torch.stack(losses)).tolist()  # process-major: same tasks on each
-    by_task: dict[str, list[float]] = {}
-    for task, loss in zip(tasks * accelerator.num_processes, every_loss, strict=True):
-        by_task.setdefault(task, []).append(loss)
-    return _StepResult(tasks, by_task, tokens, padded)
+    return _StepResult(tasks, accelerator.gather(torch.stack(losses)), tokens, padded)
+
+
+def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator:
+    for tracker in training.report_to:
+        if importlib.util.find_spec(tracker) is None:
+            raise ConfigError(f"'training.report_to' lists {tracker}, which is not installed (pip install {tracker})")
+    is_cuda = torch.cuda.is_available()
+    if training.mixed_precision == "fp16" and not is_cuda:
+        raise ConfigError("'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use bf16 or no")
+    if training.mixed_precision == "bf16" and not is_cuda and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise ConfigError("'training.mixed_precision' is bf16, but this CPU has no bf16 support; use no")
+    return Accelerator(
+        cpu=not is_cuda,  # under torchrun on CPU-only machines this makes a real (gloo) process group
+        mixed_precision=training.mixed_precision,
+        log_with=list(training.report_to) or None,
+        project_dir=str(output_dir / "logs"),  # where TensorBoard writes
+        # The scheduler is stepped once per optimizer step by the loop, not once per process.
+        step_scheduler_with_optimizer=False,
+        # A step trains one task: the other heads get no gradient, which DDP must be told to expect.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def _run_identity(config: RunConfig, accelerator: Accelerator) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it: the config, task order and process count
+    (the task order seeds the sampler; the process count decides each process's share of every batch)."""
+    return {
+        "config": config_to_dict(config),
+        "task_order": [task.name for task in config.tasks],
+        "num_processes": accelerator.num_processes,
+    }
+
+
+def _last_step(max_steps: int, stop_at_step: int | None, current_step: int) -> int:
+    if stop_at_step is None:
+        return max_steps
+    if not current_step < stop_at_step <= max_steps:
+        raise ConfigError(
+            f"--stop-at {stop_at_step} must be after the current step ({current_step}) and at most "
+            f"training.max_steps ({max_steps})"
+        )
+    return stop_at_step
 
 
 def _start_records(
-    accelerator: Accelerator, config: RunConfig, output_dir: Path, resume_step: int | None
+    accelerator: Accelerator, model: MultiTaskModel, config: RunConfig, resume_step: int | None
 ) -> MetricsLog:
-    """Write the resolved config and environment; open the metrics log and any trackers."""
-    training = config.training
+    """Write the resolved config, task specs and environment; open the metrics log and any trackers."""
+    training, output_dir = config.training, Path(config.output_dir)
     if accelerator.is_main_process:
         save_config(config, output_dir / "run_config.yaml")
+        write_json_atomic(output_dir / "tasks.json", model.config.tasks)
         env = environment(config.seed, str(accelerator.device), accelerator.num_processes, training.mixed_precision)
-        write_json(output_dir / "environment.json", env)
+        write_json_atomic(output_dir / "environment.json", env)
     if training.report_to:
         accelerator.init_trackers("hfmtl", config=tracker_config(config))
     return MetricsLog(output_dir / "metrics.jsonl", resume_step=resume_step, is_writer=accelerator.is_main_process)
@@ -219,29 +270,6 @@ def _say(accelerator: Accelerator, message: str) -> None:
         tqdm.write(message)
 
 
-def _make_accelerator(training: TrainingConfig) -> Accelerator:
-    is_cuda = torch.cuda.is_available()
-    if training.mixed_precision == "fp16" and not is_cuda:
-        raise ConfigError("'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use bf16 or no")
-    if training.mixed_precision == "bf16" and not is_cuda and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        raise ConfigError("'training.mixed_precision' is bf16, but this CPU has no bf16 support; use no")
-    return Accelerator(
-        cpu=not is_cuda,  # under torchrun on CPU-only machines this makes a real (gloo) process group
-        mixed_precision=training.mixed_precision,
-        log_with=list(training.report_to) or None,
-        # The scheduler is stepped once per optimizer step by the loop, not once per process.
-        step_scheduler_with_optimizer=False,
-        # A step trains one task: the other heads get no gradient, which DDP must be told to expect.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-
-
-def _log(accelerator: Accelerator, log: MetricsLog, record: dict[str, Any]) -> None:
-    log.write(record)
-    numbers = {key: value for key, value in record.items() if isinstance(value, (int, float)) and key != "step"}
-    accelerator.log(numbers, step=record["step"])
-
-
 @dataclass
 class _Evaluation:
     """Scores every task, logs the scores, keeps the best model folder, and says when to stop early."""
@@ -249,7 +277,7 @@ class _Evaluation:
     accelerator: Accelerator
     model: MultiTaskModel
     tokenizer: Any
-    rows: dict[str, list[dict[str, Any]]]
+    sets: dict[str, EvalSet]
     collator: Collator
     config: RunConfig
     log: MetricsLog
@@ -258,12 +286,12 @@ class _Evaluation:
         """Evaluate at `progress.step`; True when early stopping says to stop."""
         training, accelerator = self.config.training, self.accelerator
         kinds = {task.name: task.kind for task in self.config.tasks}
-        metrics = evaluate_tasks(self.model, self.rows, self.collator, accelerator, training.eval_batch_size)
+        results = evaluate_tasks(self.model, self.sets, self.collator, accelerator, training.eval_batch_size)
+        metrics = {task: result.metrics for task, result in results.items()}
         score = aggregate(metrics, kinds)
         self.log.write({"step": progress.step, "eval": metrics, "aggregate": score})
-        flat = {f"eval/{task}/{name}": value for task, values in metrics.items() for name, value in values.items()}
-        accelerator.log(flat | {"eval/aggregate": score}, step=progress.step)
-        _say(accelerator, f"step {progress.step}: aggregate {score:.4f} " + _format_main(metrics, kinds))
+        accelerator.log(numeric_leaves({"eval": metrics, "eval/aggregate": score}), step=progress.step)
+        _say(accelerator, f"step {progress.step}: aggregate {score:.4f} ({format_main_metrics(metrics, kinds)})")
         if progress.best_aggregate is None or score > progress.best_aggregate:
             progress.best_aggregate, progress.best_step, progress.best_metrics = score, progress.step, metrics
             progress.evaluations_without_improvement = 0
@@ -276,20 +304,12 @@ class _Evaluation:
         return patience is not None and progress.evaluations_without_improvement >= patience
 
 
-def _format_main(metrics: dict[str, dict[str, float]], kinds: dict[str, str]) -> str:
-    from hfmtl.metrics import MAIN_METRICS
-
-    return " ".join(
-        f"{task}/{MAIN_METRICS[kinds[task]]}={values[MAIN_METRICS[kinds[task]]]:.4f}"
-        for task, values in metrics.items()
-    )
-
-
-def _non_finite(result: _StepResult, step: int, output_dir: Path) -> NonFiniteLossError:
-    bad = result.non_finite_tasks
+def _non_finite(losses: dict[str, list[float]], grad_norm: float, step: int, output_dir: Path) -> NonFiniteLossError:
+    bad = sorted(task for task, values in losses.items() if not all(map(math.isfinite, values)))
+    what = f"loss on task {', '.join(repr(t) for t in bad)}" if bad else f"gradient norm ({grad_norm})"
     latest = find_latest_checkpoint(output_dir)
     kept = f"the last checkpoint ({latest}) is intact" if latest else "no checkpoint was written yet"
     return NonFiniteLossError(
-        f"non-finite loss on task {', '.join(repr(t) for t in bad)} at step {step}; stopped before the optimizer "
-        f"used it, {kept}. Lower training.learning_rate, or set training.on_nonfinite_loss=skip"
+        f"non-finite {what} at step {step}; stopped before the optimizer used it, {kept}. "
+        "Lower training.learning_rate, or set training.on_nonfinite_loss=skip"
     )

@@ -159,3 +159,40 @@ def test_tiny_config_tokenizes_every_task(tiny_config, tiny_tokenizer):
         if data.task.kind == "token_classification":
             assert len(first["labels"]) == len(first["input_ids"])
             assert sum(label != -100 for label in first["labels"]) == len(first["tokens"])
+
+
+def test_inferred_integer_labels_never_read_an_unseen_integer_as_an_id(tmp_path):
+    jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 2}, {"text": "c", "label": 10}])
+    jsonl(tmp_path / "dev.jsonl", [{"text": "d", "label": 0}])
+    with pytest.raises(DataError, match=r"dev\.jsonl:1: label 0 is not in the task's label set \['1', '2', '10'\]"):
+        load_task_data(sentiment(validation="dev.jsonl"), tmp_path)
+
+
+def test_integer_labels_in_csv_sort_like_integers_in_json(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,10\nb,2\nc,1\n")
+    jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": 10}, {"text": "b", "label": 2}, {"text": "c", "label": 1}])
+    from_csv, from_json = (load_task_data(sentiment(f"train.{s}"), tmp_path) for s in ("csv", "jsonl"))
+    assert from_csv.labels == from_json.labels == ("1", "2", "10")
+    assert from_csv.splits["train"]["label"] == from_json.splits["train"]["label"] == [2, 1, 0]
+
+
+def test_hub_datasets_keep_their_class_label_names(monkeypatch):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER", "I-PER"])),
+        }
+    )
+    hub_split = datasets.Dataset.from_dict({"tokens": [["Peter", "Pan"]], "ner_tags": [[1, 2]]}, features=features)
+    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, subset, split: hub_split)
+    task = TaskConfig(
+        name="ner",
+        kind="token_classification",
+        data=DataConfig("train", hub_id="org/conll", hub_subset="en"),
+        label_column="ner_tags",
+    )
+    data = load_task_data(task, "unused")
+    assert data.labels == ("O", "B-PER", "I-PER")
+    assert data.splits["train"]["tags"] == [[1, 2]]

@@ -103,7 +103,8 @@ def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
     subprocess.run([*command, f"--set=output_dir={straight}"], **run)
     subprocess.run([*command, f"--set=output_dir={split}", "--stop-at", "20"], **run)
     assert sorted(p.name for p in (split / "checkpoints").iterdir()) == ["checkpoint-0000020"]
-    subprocess.run([*command, f"--set=output_dir={split}", "--resume"], **run)
+    # Evaluating more often after the resume must not change what is learned.
+    subprocess.run([*command, f"--set=output_dir={split}", "--set=training.eval_every=5", "--resume"], **run)
     final = "checkpoints/checkpoint-0000040/model.safetensors"
     a, b = load_file(straight / final), load_file(split / final)
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
@@ -124,6 +125,46 @@ def test_a_fresh_run_will_not_silently_reuse_an_output_dir_with_checkpoints(tmp_
         train(tiny(tmp_path, *SHORT))
     with pytest.raises(ConfigError, match="--resume: checkpoint 'nowhere' does not exist"):
         train(tiny(tmp_path, *SHORT), resume="nowhere")
+    train(tiny(tmp_path, *SHORT), overwrite=True, stop_at_step=5)  # --overwrite: nothing of the old run stays
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["checkpoint-0000005"]
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_resume_refuses_another_process_count_or_task_order(tmp_path):
+    train(tiny(tmp_path, *SHORT), stop_at_step=20)
+    state_file = tmp_path / "run" / "checkpoints" / "checkpoint-0000020" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "num_processes": 2, "task_order": ["ner", "sentiment", "intensity"]}))
+    with pytest.raises(
+        ConfigError, match=r"task_order: \['ner', 'sentiment', 'intensity'\] -> .*num_processes: 2 -> 1"
+    ):
+        train(tiny(tmp_path, *SHORT), resume="latest")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "stop_at", "message"),
+    [
+        (
+            ["encoder.max_length=512"],
+            None,
+            r"'encoder.max_length' is 512, but 'tests/assets/tiny/encoder' takes at most 128",
+        ),
+        ([], 0, r"--stop-at 0 must be after the current step \(0\) and at most training.max_steps \(40\)"),
+        ([], 41, r"--stop-at 41 must be after"),
+    ],
+)
+def test_impossible_settings_are_refused_before_training(tmp_path, overrides, stop_at, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny(tmp_path, *SHORT, *overrides), stop_at_step=stop_at)
+
+
+def test_tensorboard_logs_every_number(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed")
+    train(
+        tiny(tmp_path, *SHORT, "training.max_steps=10", "training.eval_every=10", "training.report_to=[tensorboard]")
+    )
+    event_files = list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))
+    assert event_files and sum(f.stat().st_size for f in event_files) > 1000
 
 
 def overflowing_intensity(tmp_path: Path) -> Path:
@@ -187,3 +228,47 @@ def test_two_processes_train_in_lockstep(tmp_path):
     assert rank0["weights"] == rank1["weights"]
     assert rank0["tasks"] == rank1["tasks"] and len(rank0["tasks"]) == 30
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_gradient_accumulation_draws_several_batches_per_step(tmp_path):
+    result = train(tiny(tmp_path, *SHORT, "training.max_steps=10", "training.gradient_accumulation_steps=3"))
+    assert result.step == 10 and len(result.tasks) == 30
+    assert len(task_sequence(tmp_path / "run")) == 30
+
+
+def test_early_stopping_after_evaluations_without_improvement(tmp_path):
+    # A learning rate this small leaves every metric unchanged, so no evaluation improves on the baseline.
+    config = tiny(
+        tmp_path,
+        *SHORT,
+        "training.learning_rate=1e-12",
+        "training.eval_every=5",
+        "training.eval_at_start=true",
+        "training.early_stopping_patience=2",
+    )
+    result = train(config)
+    assert result.stopped_early and result.step == 10
+    assert result.best_step == 0  # the untrained baseline stays the best, and is what model/ holds
+    evaluations = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in evaluations if "eval" in line] == [0, 5, 10]
+    assert json.loads((result.model_dir / "eval_results.json").read_text())["step"] == 0
+
+
+def test_only_the_newest_checkpoints_are_kept_and_half_written_ones_are_ignored(tmp_path):
+    train(tiny(tmp_path, *SHORT, "training.save_every=10", "training.keep_last=2"), stop_at_step=30)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-0000020", "checkpoint-0000030"]
+    # A kill while writing step 40 leaves this behind; resume must take step 30, the newest complete one.
+    (checkpoints / "checkpoint-0000040.incomplete").mkdir()
+    (checkpoints / "checkpoint-0000040.incomplete" / "model.safetensors").write_bytes(b"cut")
+    result = train(tiny(tmp_path, *SHORT, "training.save_every=10", "training.keep_last=2"), resume="latest")
+    assert result.step == 40 and len(result.tasks) == 10
+
+
+def test_a_tracker_that_is_not_installed_is_named(tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real_find_spec(name))
+    with pytest.raises(ConfigError, match=r"'training.report_to' lists wandb, which is not installed"):
+        train(tiny(tmp_path, "training.report_to=[wandb]"))

@@ -44,16 +44,20 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
     labels = labels if labels is not None else task.labels
     split_names = {"train": task.data.train, "validation": task.data.validation}
     limits = {"train": task.data.max_train_rows, "validation": task.data.max_validation_rows}
-    rows, sources = {}, {}
+    rows, sources, declared_names = {}, {}, {}
     for split, name in split_names.items():
         if name is None:
             continue
         sources[split] = _source(task.data, name, data_dir)
-        rows[split] = list(itertools.islice(_rows(task.data, name, data_dir), limits[split]))
+        split_rows, class_names = _rows(task.data, name, data_dir)
+        rows[split] = list(itertools.islice(split_rows, limits[split]))
         if not rows[split]:
             raise DataError(f"{sources[split]}: the {split} split of task '{task.name}' has no rows")
+        declared_names = declared_names or class_names
     if kind.HAS_LABEL_SET and labels is None:
-        labels = _infer_labels(task, rows["train"])
+        # A Hub dataset's ClassLabel names are the full label set, even labels the rows happen not to use.
+        hub_names = declared_names.get(task.label_column)
+        labels = tuple(hub_names) if hub_names else _infer_labels(task, rows["train"])
     splits = {
         split: Dataset.from_list([kind.make_example(record, task, labels, where) for where, record in split_rows])
         for split, split_rows in rows.items()
@@ -70,7 +74,8 @@ def tokenize_task(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length
             batched=True,
             fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
             desc=f"Tokenizing {data.task.name}/{split}",
-            new_fingerprint=f"{data.task.name}-{split}-{max_length}",  # skip hashing the tokenizer: in memory
+            # The rows live in memory, so nothing is cached: a fixed fingerprint only skips hashing the tokenizer.
+            new_fingerprint=f"{data.task.name}-{split}-{max_length}",
         )
         for split, dataset in data.splits.items()
     }
@@ -86,24 +91,45 @@ def _source(data: DataConfig, name: str, data_dir: str | Path) -> str:
     return f"{data.hub_id}[{name}]" if data.hub_id else str(resolve_data_path(data_dir, name))
 
 
-def _rows(data: DataConfig, name: str, data_dir: str | Path) -> Iterator[Row]:
+def _rows(data: DataConfig, name: str, data_dir: str | Path) -> tuple[Iterator[Row], dict[str, list[str]]]:
+    """A split's rows, and the label names a Hub dataset declares per column (none for local files)."""
     if data.hub_id:
         return _hub_rows(data.hub_id, data.hub_subset, name)
     path = resolve_data_path(data_dir, name)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}')")
-    return read_rows(path, detect_format(path, data.format))
+    return read_rows(path, detect_format(path, data.format)), {}
 
 
-def _hub_rows(hub_id: str, subset: str | None, split: str) -> Iterator[Row]:
+def _hub_rows(hub_id: str, subset: str | None, split: str) -> tuple[Iterator[Row], dict[str, list[str]]]:
     import datasets  # the Hub loader is only needed for Hub datasets
 
     try:
         dataset = datasets.load_dataset(hub_id, subset, split=split)
     except Exception as error:  # noqa: BLE001 - the Hub raises many types; all mean "cannot load this"
         raise DataError(f"could not load split '{split}' of Hub dataset '{hub_id}': {error}") from None
-    for index, record in enumerate(dataset):
-        yield f"{hub_id}[{split}] row {index + 1}", record
+    names = _class_label_names(dataset.features)
+
+    def rows() -> Iterator[Row]:
+        for index, record in enumerate(dataset):
+            for column, column_names in names.items():  # ClassLabel ids → their names, as in local files
+                value = record[column]
+                record[column] = [column_names[v] for v in value] if isinstance(value, list) else column_names[value]
+            yield f"{hub_id}[{split}] row {index + 1}", record
+
+    return rows(), names
+
+
+def _class_label_names(features: Any) -> dict[str, list[str]]:
+    """Columns holding ClassLabel ids (or lists of them, like NER tags) and their label names."""
+    from datasets import ClassLabel
+
+    names = {}
+    for column, feature in features.items():
+        inner = getattr(feature, "feature", feature)  # a Sequence/List of ClassLabel, or a ClassLabel
+        if isinstance(inner, ClassLabel):
+            names[column] = inner.names
+    return names
 
 
 def _infer_labels(task: TaskConfig, rows: list[Row]) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ task: the batches of a pass over a task are cut identically on every process, wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +132,6 @@ class MultiTaskLoader:
             weights=s.weights,
             progress=progress,
         )
-
-    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        while True:
-            yield self.next_batch()
 
     def next_task(self) -> str:
         """Draw the next task; the same on every process."""

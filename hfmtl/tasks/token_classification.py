@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from hfmtl.data.collate import IGNORE_INDEX
 from hfmtl.errors import DataError
 from hfmtl.tasks.labels import label_id
 from hfmtl.tasks.rows import read_column
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from hfmtl.config import TaskConfig
 
 HAS_LABEL_SET = True
-IGNORE_INDEX = -100
 
 
 def label_values(record: Mapping[str, Any], task: TaskConfig, where: str) -> list[Any]:
