@@ -49,6 +49,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(command=_train)
 
+    evaluate = commands.add_parser("evaluate", help="score a trained model and write report.json/.md/.html")
+    evaluate.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
+    evaluate.add_argument("--config", help="run config naming the data (default: the model's run_config.yaml)")
+    evaluate.add_argument("--split", default="validation", help="which split of each task: validation or train")
+    evaluate.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="TASK=PATH",
+        help="evaluate TASK on this file instead (any supported format), e.g. --data ner=other.conll",
+    )
+    evaluate.add_argument("--out", help="report folder (default: report-SPLIT beside the model folder)")
+    evaluate.add_argument("--baseline", help="an earlier report.json to compare against")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
+    evaluate.set_defaults(command=_evaluate)
+
     data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
     _add_config_arguments(data)
     data.set_defaults(command=_data)
@@ -83,6 +101,35 @@ def _train(args: argparse.Namespace) -> None:
             kinds = {task.name: task.kind for task in config.tasks}
             best = format_main_metrics(result.best_metrics, kinds)
             print(f"Best at step {result.best_step}: {best}")  # noqa: T201
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from accelerate import PartialState
+
+    from hfmtl.errors import ConfigError
+    from hfmtl.metrics import format_main_metrics
+    from hfmtl.model_evaluation import evaluate_model_dir
+
+    data = {}
+    for item in args.data:
+        task, separator, path = item.partition("=")
+        if not separator or not task or not path:
+            raise ConfigError(f"--data '{item}' must look like TASK=PATH")
+        data[task] = path
+    report, out = evaluate_model_dir(
+        args.model_dir,
+        config_path=args.config,
+        overrides=args.overrides,
+        split=args.split,
+        data=data,
+        out_dir=args.out,
+        baseline=args.baseline,
+        batch_size=args.batch_size,
+    )
+    if PartialState().is_main_process:
+        kinds = {task: entry["kind"] for task, entry in report["tasks"].items()}
+        print(format_main_metrics({t: e["metrics"] for t, e in report["tasks"].items()}, kinds))  # noqa: T201
+        print(f"Report: {out / 'report.html'} (also report.md, report.json, predictions/)")  # noqa: T201
 
 
 def _data(args: argparse.Namespace) -> None:

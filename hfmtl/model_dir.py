@@ -1,17 +1,21 @@
-"""The model folder a run produces: weights, config, tokenizer, its validation metrics and the resolved run
-config. It is written beside the old one and swapped in, so a crash never leaves a half-written model."""
+"""The model folder a run produces (weights, config, tokenizer, its validation metrics and the resolved run
+config), and opening one. It is written beside the old one and swapped in, so a crash never leaves a
+half-written model."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from hfmtl.atomic import write_json_atomic
-from hfmtl.config import RunConfig, save_config
-from hfmtl.modeling import MultiTaskModel
+from hfmtl.config import RunConfig, load_config, save_config
+from hfmtl.errors import ModelLoadError
+from hfmtl.modeling import MultiTaskConfig, MultiTaskModel, register_auto_classes
 
 METRICS_FILE = "eval_results.json"
 RUN_CONFIG_FILE = "run_config.yaml"
@@ -37,3 +41,36 @@ def save_model_dir(
         path.rename(old)
     fresh.rename(path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class LoadedModel:
+    """A model folder's contents: the model, its tokenizer, and the run config it was trained with (if kept)."""
+
+    path: Path
+    model: MultiTaskModel
+    tokenizer: PreTrainedTokenizerBase
+    run_config: RunConfig | None
+
+
+def load_model_dir(path: str | Path) -> LoadedModel:
+    """Open an hfmtl model folder, with clear errors for folders that are not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"model folder '{path}' does not exist")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError(f"'{path}' is not a model folder: it has no config.json")
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{config_file} is not valid JSON: {error}") from None
+    if model_type != MultiTaskConfig.model_type:
+        raise ModelLoadError(f"'{path}' holds a '{model_type}' model, not an hfmtl multi-task model")
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"'{path}' has no model.safetensors (hfmtl loads weights only from safetensors)")
+    register_auto_classes()  # so that AutoTokenizer, which reads config.json, knows the "hfmtl" model type
+    model = MultiTaskModel.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
+    return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)

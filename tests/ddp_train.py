@@ -13,9 +13,9 @@ from hfmtl.config import load_config  # noqa: E402
 from hfmtl.trainer import train  # noqa: E402
 
 output_dir = sys.argv[1]
-config = load_config(
-    "configs/tiny.yaml", [f"output_dir={output_dir}", "training.max_steps=30", "training.eval_every=15"]
-)
+# Two micro-batches per step exercise DDP's no_sync path, with unused heads, across processes.
+overrides = ["training.max_steps=30", "training.eval_every=15", "training.gradient_accumulation_steps=2"]
+config = load_config("configs/tiny.yaml", [f"output_dir={output_dir}", *overrides])
 result = train(config)
 digest = hashlib.sha256()
 for name, tensor in sorted(result.model.state_dict().items()):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_two_processes
 from safetensors.torch import load_file
 
 from hfmtl.cli import main
@@ -212,21 +213,11 @@ def test_fp16_on_the_cpu_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_train_in_lockstep(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "tests/ddp_train.py", str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_processes("tests/ddp_train.py", str(tmp_path))
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["world"] == "2"
     assert rank0["weights"] == rank1["weights"]
-    assert rank0["tasks"] == rank1["tasks"] and len(rank0["tasks"]) == 30
+    assert rank0["tasks"] == rank1["tasks"] and len(rank0["tasks"]) == 60  # 30 steps x 2 micro-batches
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 

@@ -58,27 +58,70 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
         # A Hub dataset's ClassLabel names are the full label set, even labels the rows happen not to use.
         hub_names = declared_names.get(task.label_column)
         labels = tuple(hub_names) if hub_names else _infer_labels(task, rows["train"])
-    splits = {
-        split: Dataset.from_list([kind.make_example(record, task, labels, where) for where, record in split_rows])
-        for split, split_rows in rows.items()
-    }
+    splits = {split: _examples(task, split_rows, labels) for split, split_rows in rows.items()}
     return TaskData(task=task, labels=labels if kind.HAS_LABEL_SET else None, splits=splits, sources=sources)
+
+
+def load_split(
+    task: TaskConfig, name: str, data_dir: str | Path, labels: tuple[str, ...] | None
+) -> tuple[Dataset, str]:
+    """One split (a file, or a split name with a Hub dataset) checked against a known label set.
+
+    Returns the examples and where they came from.
+    """
+    rows, _ = _rows(task.data, name, data_dir)
+    rows = list(rows)
+    source = _source(task.data, name, data_dir)
+    if not rows:
+        raise DataError(f"{source}: no rows for task '{task.name}'")
+    return _examples(task, rows, labels), source
+
+
+MAX_REPORTED_PROBLEMS = 10
+
+
+def _examples(task: TaskConfig, rows: list[Row], labels: tuple[str, ...] | None) -> Dataset:
+    """Check every row; report all the rows that cannot be used at once, not just the first."""
+    kind = TASK_KINDS[task.kind]
+    examples, problems = [], []
+    for where, record in rows:
+        try:
+            examples.append(kind.make_example(record, task, labels, where))
+        except DataError as error:
+            problems.append(str(error))
+    if len(problems) == 1:
+        raise DataError(problems[0])
+    if problems:
+        shown = "\n  ".join(problems[:MAX_REPORTED_PROBLEMS])
+        more = (
+            f"\n  ... and {len(problems) - MAX_REPORTED_PROBLEMS} more"
+            if len(problems) > MAX_REPORTED_PROBLEMS
+            else ""
+        )
+        raise DataError(f"{len(problems)} rows of task '{task.name}' cannot be used:\n  {shown}{more}")
+    return Dataset.from_list(examples)
 
 
 def tokenize_task(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Dataset]:
     """Each split with `input_ids` and `labels` added (dynamic padding happens later, per batch)."""
-    kind = TASK_KINDS[data.task.kind]
     return {
-        split: dataset.map(
-            kind.tokenize,
-            batched=True,
-            fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
-            desc=f"Tokenizing {data.task.name}/{split}",
-            # The rows live in memory, so nothing is cached: a fixed fingerprint only skips hashing the tokenizer.
-            new_fingerprint=f"{data.task.name}-{split}-{max_length}",
-        )
+        split: tokenize_split(data.task, split, dataset, tokenizer, max_length)
         for split, dataset in data.splits.items()
     }
+
+
+def tokenize_split(
+    task: TaskConfig, split: str, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> Dataset:
+    """One split's examples with `input_ids` and `labels` added."""
+    return dataset.map(
+        TASK_KINDS[task.kind].tokenize,
+        batched=True,
+        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
+        desc=f"Tokenizing {task.name}/{split}",
+        # The rows live in memory, so nothing is cached: a fixed fingerprint only skips hashing the tokenizer.
+        new_fingerprint=f"{task.name}-{split}-{max_length}",
+    )
 
 
 def resolve_data_path(data_dir: str | Path, name: str) -> Path:

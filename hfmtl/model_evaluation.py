@@ -1,0 +1,160 @@
+"""`hfmtl evaluate`: score a saved model on data (the splits its run config names, or any file given per
+task) and write the report, with the identity of the model and of every data file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+
+from hfmtl.config import DataConfig, RunConfig, TaskConfig, config_from_dict, config_to_dict, load_config
+from hfmtl.data.collate import Collator
+from hfmtl.data.loading import load_split, tokenize_split
+from hfmtl.dataclass_parsing import apply_override
+from hfmtl.errors import ConfigError, DataError
+from hfmtl.evaluation import evaluate_tasks, make_eval_set
+from hfmtl.model_dir import LoadedModel, load_model_dir
+from hfmtl.modeling import TaskSpec
+from hfmtl.records import environment
+from hfmtl.reporting import build_report, write_report
+
+SPLITS = ("train", "validation")
+
+
+def evaluate_model_dir(
+    model_dir: str | Path,
+    *,
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    split: str = "validation",
+    data: Mapping[str, str] | None = None,
+    out_dir: str | Path | None = None,
+    baseline: str | Path | None = None,
+    batch_size: int = 64,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate every task that has data and write the report; returns the report and its folder.
+
+    Data per task: `data[task]` (a file, relative to the working directory) if given, else the `split` of
+    the task in the run config (`config_path`, or the run_config.yaml saved in the model folder).
+    """
+    loaded = load_model_dir(model_dir)
+    config = _run_config(loaded, config_path, overrides)
+    sources = _task_sources(loaded.model.config.task_specs, config, split, dict(data or {}))
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model = loaded.model.to(accelerator.device)
+    max_length = config.encoder.max_length if config else min(512, model.encoder.config.max_position_embeddings)
+
+    sets, data_identity = {}, {}
+    specs = {spec.name: spec for spec in model.config.task_specs}
+    for name, (task, source, data_dir) in sources.items():
+        examples, where = load_split(task, source, data_dir, specs[name].labels)
+        tokenized = tokenize_split(task, split, examples, loaded.tokenizer, max_length)
+        sets[name] = make_eval_set(name, tokenized)
+        data_identity[name] = {"source": where, "sha256": _sha256(Path(where)), "examples": len(examples)}
+    collator = Collator(loaded.tokenizer.pad_token_id)
+    results = evaluate_tasks(model, sets, collator, accelerator, batch_size)
+
+    out = Path(out_dir) if out_dir else loaded.path.parent / f"report-{split}"
+    identity = {
+        "model": {
+            "path": str(loaded.path),
+            "sha256": _sha256(loaded.path / "model.safetensors"),
+            "encoder": model.config.encoder_name_or_path,
+        },
+        "split": split if not data else "given files" if set(data) == set(sets) else f"{split} and given files",
+        "data": data_identity,
+        "environment": environment(
+            config.seed if config else None, str(accelerator.device), accelerator.num_processes, "no"
+        ),
+    }
+    report = build_report(
+        results,
+        {name: spec.kind for name, spec in specs.items() if name in results},
+        identity,
+        training_log=_training_log(loaded.path),
+        baseline=_baseline(baseline) if baseline else None,
+    )
+    if accelerator.is_main_process:
+        write_report(report, results, out)
+    accelerator.wait_for_everyone()
+    return report, out
+
+
+def _run_config(loaded: LoadedModel, config_path: str | Path | None, overrides: Sequence[str]) -> RunConfig | None:
+    if config_path is not None:
+        return load_config(config_path, overrides)
+    if loaded.run_config is None:
+        return None
+    raw = config_to_dict(loaded.run_config)
+    for override in overrides:
+        apply_override(raw, override)
+    return config_from_dict(raw)
+
+
+def _task_sources(
+    specs: list[TaskSpec], config: RunConfig | None, split: str, data: dict[str, str]
+) -> dict[str, tuple[TaskConfig, str, Path | str]]:
+    """Per task with data: the task's config, the file or split to read, and what relative paths resolve to."""
+    names = [spec.name for spec in specs]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"--data names {unknown}, but the model's tasks are: {', '.join(names)}")
+    if split not in SPLITS:
+        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    configured = {task.name: task for task in config.tasks} if config else {}
+    sources = {}
+    for spec in specs:
+        task = configured.get(spec.name) or TaskConfig(
+            name=spec.name, kind=spec.kind, data=DataConfig(train=""), label_column=_default_label_column(spec.kind)
+        )
+        if spec.name in data:  # a file from the command line: its own format, relative to the working directory
+            task = dataclasses.replace(task, data=DataConfig(train=data[spec.name]))
+            sources[spec.name] = (task, data[spec.name], Path.cwd())
+        elif spec.name in configured and getattr(task.data, split) is not None:
+            sources[spec.name] = (task, getattr(task.data, split), config.data_dir)
+    if not sources:
+        raise ConfigError(
+            "no task has data to evaluate: give files with --data TASK=PATH, or a run config (--config) whose "
+            f"tasks have a '{split}' split"
+        )
+    return sources
+
+
+def _default_label_column(kind: str) -> str:
+    """Without a run config, the column names hfmtl's readers produce (CoNLL files give `ner_tags`)."""
+    return "ner_tags" if kind == "token_classification" else "label"
+
+
+def _training_log(model_dir: Path) -> list[dict[str, Any]] | None:
+    log = model_dir.parent / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _baseline(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"--baseline {path}: cannot read it as a report.json ({error})") from None
+    if not isinstance(baseline, dict) or "tasks" not in baseline:
+        raise DataError(f"--baseline {path}: not an hfmtl report.json (no 'tasks')")
+    return {**baseline, "source": str(path)}
+
+
+def _sha256(path: Path) -> str | None:
+    """The file's sha256, or None for sources that are not local files (Hub datasets)."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,150 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import run_two_processes
+from seqeval.metrics import f1_score
+
+from hfmtl.cli import main
+from hfmtl.config import load_config
+from hfmtl.errors import ConfigError, DataError, ModelLoadError
+from hfmtl.model_evaluation import evaluate_model_dir
+from hfmtl.trainer import train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained just long enough to make non-trivial predictions."""
+    output_dir = tmp_path_factory.mktemp("evaluate") / "run"
+    overrides = [f"output_dir={output_dir}", "training.max_steps=60", "training.eval_every=60"]
+    train(load_config(REPO / "configs" / "tiny.yaml", overrides))
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def report_dir(trained):
+    out = trained / "report"
+    assert main(["evaluate", str(trained / "model"), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_files_and_keys(report_dir, trained):
+    report = json.loads((report_dir / "report.json").read_text())
+    assert {
+        "created",
+        "model",
+        "split",
+        "data",
+        "environment",
+        "tasks",
+        "main_metrics",
+        "aggregate",
+        "training",
+    } <= set(report)
+    assert report["model"]["path"] == str(trained / "model") and len(report["model"]["sha256"]) == 64
+    assert report["data"]["ner"]["examples"] == 60 and report["data"]["ner"]["source"].endswith("ner_validation.txt")
+    assert set(report["tasks"]["sentiment"]["metrics"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert set(report["tasks"]["ner"]["metrics"]["per_type"]) == {"PER", "ORG", "LOC", "MISC"}
+    assert report["main_metrics"]["intensity"]["name"] == "pearson"
+    assert sorted(p.name for p in (report_dir / "predictions").iterdir()) == [
+        "intensity.jsonl",
+        "ner.jsonl",
+        "sentiment.jsonl",
+    ]
+    assert (report_dir / "report.md").read_text().count("| sentiment | accuracy |") == 1
+
+
+def test_evaluation_agrees_with_the_scores_seen_in_training(report_dir, trained):
+    report = json.loads((report_dir / "report.json").read_text())
+    during_training = json.loads((trained / "model" / "eval_results.json").read_text())["metrics"]
+    for task, entry in report["tasks"].items():
+        assert entry["metrics"] == during_training[task], task  # same weights, rows and batches: exact
+
+
+def test_predictions_files_recompute_the_numbers(report_dir):
+    report = json.loads((report_dir / "report.json").read_text())
+    sentiment = [
+        json.loads(line) for line in (report_dir / "predictions" / "sentiment.jsonl").read_text().splitlines()
+    ]
+    accuracy = sum(r["gold"] == r["prediction"] for r in sentiment) / len(sentiment)
+    assert accuracy == pytest.approx(report["tasks"]["sentiment"]["metrics"]["accuracy"])
+    ner = [json.loads(line) for line in (report_dir / "predictions" / "ner.jsonl").read_text().splitlines()]
+    assert all(len(r["tokens"]) == len(r["gold"]) == len(r["prediction"]) for r in ner)
+    recomputed = f1_score([r["gold"] for r in ner], [r["prediction"] for r in ner])
+    assert recomputed == pytest.approx(report["tasks"]["ner"]["metrics"]["f1"])
+
+
+def test_html_is_self_contained_and_its_figures_show_the_reported_numbers(report_dir):
+    page = (report_dir / "report.html").read_text()
+    report = json.loads((report_dir / "report.json").read_text())
+    assert page.count("<svg") == 4  # training curves, confusion matrix, entity F1 bars, intensity scatter
+    assert "<script" not in page and not re.findall(r'(?:src|href)="(?:https?:)?//', page)  # nothing to fetch
+    title = page.index("sentiment: confusion matrix")
+    figure = page[page.rindex("<svg", 0, title) : page.index("</svg>", title)]
+    cells = [int(n) for n in re.findall(r">(\d+)</text>", figure)]  # the only numbers drawn: one per cell
+    matrix = report["tasks"]["sentiment"]["metrics"]["confusion_matrix"]
+    assert cells == [count for row in matrix for count in row]
+    for task, metric in report["main_metrics"].items():
+        assert f"<td>{task}</td><td>{metric['name']}</td><td>{metric['value']:.4f}</td>" in page
+
+
+def test_a_file_outside_the_config_and_a_baseline(trained, report_dir, tmp_path):
+    other = tmp_path / "other.conll"
+    other.write_text("Anna B-PER\nmet O\nKenji B-PER\n\nParis B-LOC\n")
+    report, out = evaluate_model_dir(
+        trained / "model", data={"ner": str(other)}, out_dir=tmp_path / "out", baseline=report_dir / "report.json"
+    )
+    assert report["data"]["ner"]["source"] == str(other) and report["data"]["ner"]["examples"] == 2
+    assert report["split"] == "validation and given files"
+    assert report["baseline"]["deltas"]["sentiment"]["accuracy"] == 0.0  # same model, same data
+    assert report["baseline"]["mean_relative_change"] is not None
+    assert "Mean relative change vs baseline" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("target", "data", "error", "message"),
+    [
+        ("missing", {}, ModelLoadError, "model folder 'missing' does not exist"),
+        ("tests/assets/tiny/encoder", {}, ModelLoadError, "holds a 'bert' model, not an hfmtl multi-task model"),
+        ("MODEL", {"pos": "x.jsonl"}, ConfigError, r"--data names \['pos'\], but the model's tasks are: sentiment"),
+    ],
+)
+def test_bad_model_dirs_and_task_names(trained, target, data, error, message):
+    target = str(trained / "model") if target == "MODEL" else target
+    with pytest.raises(error, match=message):
+        evaluate_model_dir(target, data=data)
+
+
+def test_labels_outside_the_model_are_all_reported_before_anything_runs(trained, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    rows = [
+        {"text": "fine", "label": "positive"},
+        {"text": "meh", "label": "neutral"},
+        {"text": "ok", "label": "mixed"},
+    ]
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    listing = r"2 rows of task 'sentiment' cannot be used:\n  .*bad\.jsonl:2: label 'neutral'.*\n  .*:3: label 'mixed'"
+    with pytest.raises(DataError, match=listing):
+        evaluate_model_dir(trained / "model", data={"sentiment": str(bad)})
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"empty\.jsonl: no rows for task 'sentiment'"):
+        evaluate_model_dir(trained / "model", data={"sentiment": str(empty)})
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_report_as_one(trained, report_dir, tmp_path):
+    run_two_processes("-m", "hfmtl", "evaluate", str(trained / "model"), "--out", str(tmp_path), "--batch-size", "7")
+    two = json.loads((tmp_path / "report.json").read_text())
+    one = json.loads((report_dir / "report.json").read_text())
+    assert two["environment"]["num_processes"] == 2
+    # Other batch sizes pad differently, which moves real-valued outputs in the 6th digit: labels match exactly.
+    for task in ("sentiment", "ner"):
+        assert two["tasks"][task]["metrics"] == one["tasks"][task]["metrics"], task
+    assert two["tasks"]["intensity"]["metrics"] == pytest.approx(one["tasks"]["intensity"]["metrics"], rel=1e-3)
+    assert (tmp_path / "predictions" / "ner.jsonl").read_text() == (
+        report_dir / "predictions" / "ner.jsonl"
+    ).read_text()
