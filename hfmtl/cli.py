@@ -67,6 +67,29 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
     evaluate.set_defaults(command=_evaluate)
 
+    predict = commands.add_parser("predict", help="answer every task for each text (JSON lines on stdout)")
+    predict.add_argument("model_dir", help="a model folder, or a Hub repo id (user/name)")
+    predict.add_argument("texts", nargs="*", help="texts to predict on")
+    predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl file (see --text-field)")
+    predict.add_argument("--output", help="write JSON lines here instead of stdout")
+    predict.add_argument("--text-field", default="text", help="the field holding the text in --input .jsonl")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    predict.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype for inference")
+    predict.add_argument("--debug", action="store_true", help="show full tracebacks")
+    predict.set_defaults(command=_predict)
+
+    publish = commands.add_parser("publish", help="upload a model folder to the Hugging Face Hub")
+    publish.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
+    publish.add_argument("--repo-id", required=True, help="user/name or organization/name")
+    publish.add_argument("--private", action="store_true", help="create the repo as private")
+    publish.add_argument("--revision", help="upload to this branch (created from main if missing)")
+    publish.add_argument("--commit-message", help="the commit message")
+    publish.add_argument("--with-code", action="store_true", help="also upload modeling code for trust_remote_code")
+    publish.add_argument("--dry-run", action="store_true", help="list what would be uploaded; upload nothing")
+    publish.add_argument("--debug", action="store_true", help="show full tracebacks")
+    publish.set_defaults(command=_publish)
+
     data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
     _add_config_arguments(data)
     data.set_defaults(command=_data)
@@ -130,6 +153,41 @@ def _evaluate(args: argparse.Namespace) -> None:
         kinds = {task: entry["kind"] for task, entry in report["tasks"].items()}
         print(format_main_metrics({t: e["metrics"] for t, e in report["tasks"].items()}, kinds))  # noqa: T201
         print(f"Report: {out / 'report.html'} (also report.md, report.json, predictions/)")  # noqa: T201
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from hfmtl.predict_files import predict_to_stream
+
+    predict_to_stream(
+        args.model_dir,
+        texts=args.texts,
+        input_path=args.input,
+        output_path=args.output,
+        text_field=args.text_field,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+    )
+
+
+def _publish(args: argparse.Namespace) -> None:
+    from hfmtl.hub import publish
+
+    result = publish(
+        args.model_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        dry_run=args.dry_run,
+        with_code=args.with_code,
+    )
+    verb = "Would upload" if args.dry_run else "Uploaded"
+    print(f"{verb} {len(result.files)} files to {result.repo_id}:")  # noqa: T201
+    for name, size in result.files:
+        print(f"  {name:<32} {size:>12,} bytes")  # noqa: T201
+    if result.url:
+        print(result.url)  # noqa: T201
 
 
 def _data(args: argparse.Namespace) -> None:

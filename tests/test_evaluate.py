@@ -7,21 +7,10 @@ from conftest import run_two_processes
 from seqeval.metrics import f1_score
 
 from hfmtl.cli import main
-from hfmtl.config import load_config
 from hfmtl.errors import ConfigError, DataError, ModelLoadError
 from hfmtl.model_evaluation import evaluate_model_dir
-from hfmtl.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny model trained just long enough to make non-trivial predictions."""
-    output_dir = tmp_path_factory.mktemp("evaluate") / "run"
-    overrides = [f"output_dir={output_dir}", "training.max_steps=60", "training.eval_every=60"]
-    train(load_config(REPO / "configs" / "tiny.yaml", overrides))
-    return output_dir
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,34 @@ def test_ner_truncation_keeps_the_remaining_labels_aligned(word_tokenizer):
     assert out["labels"][0] == [-100, 1, 2, -100, -100]
 
 
-def test_decoding_logits_into_user_facing_answers():
-    assert classification.decode(torch.tensor([0.0, 2.0]), ["neg", "pos"]) == {
-        "label": "pos",
-        "score": pytest.approx(torch.tensor([0.0, 2.0]).softmax(-1)[1].item()),
-    }
+def test_decoding_into_user_facing_answers():
+    assert classification.decode(torch.tensor([0.25, 0.75]), ["neg", "pos"]) == {"label": "pos", "score": 0.75}
     assert regression.decode(torch.tensor(0.25), []) == 0.25
-    logits = torch.tensor([[0.0, 0, 9], [9.0, 0, 0], [0, 9.0, 0], [0, 0, 9.0], [0, 0, 9.0]])
-    words = token_classification.decode(logits, ["O", "B-PER", "I-PER"], [None, 0, 1, 1, None])
-    assert [(w["word_index"], w["tag"]) for w in words] == [(0, "O"), (1, "B-PER")]
+
+
+def test_bio_tags_become_entity_spans_that_slice_the_text():
+    text = "Peter  Blackburn visited New York, then Acme Corp."
+    words = [
+        (0, 5, "B-PER", 0.9),
+        (7, 16, "I-PER", 0.7),
+        (17, 24, "O", 0.99),
+        (25, 28, "B-LOC", 0.8),
+        (29, 33, "I-LOC", 0.6),
+        (33, 34, "O", 0.9),
+        (35, 39, "O", 0.9),
+        (40, 44, "I-ORG", 0.5),  # an I- that continues nothing starts an entity (conlleval's reading)
+        (45, 49, "B-ORG", 0.4),  # a B- right after starts a new one
+        (49, 50, "O", 0.9),
+    ]
+    entities = token_classification.decode(text, words)
+    assert [(e["entity_group"], e["word"], e["start"], e["end"]) for e in entities] == [
+        ("PER", "Peter  Blackburn", 0, 16),
+        ("LOC", "New York", 25, 33),
+        ("ORG", "Acme", 40, 44),
+        ("ORG", "Corp", 45, 49),
+    ]
+    assert entities[0]["score"] == pytest.approx(0.8)
+    assert all(text[e["start"] : e["end"]] == e["word"] for e in entities)
 
 
 def test_label_inference_and_matching():

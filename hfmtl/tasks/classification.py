@@ -33,8 +33,7 @@ def tokenize(examples: dict[str, list[Any]], tokenizer: Any, max_length: int) ->
     return {"input_ids": encoded["input_ids"], "labels": examples["label"]}
 
 
-def decode(logits: torch.Tensor, labels: Sequence[str]) -> dict[str, Any]:
-    """(num_labels,) logits → the predicted label name and its probability."""
-    probabilities = logits.float().softmax(-1)
+def decode(probabilities: torch.Tensor, labels: Sequence[str]) -> dict[str, Any]:
+    """(num_labels,) probabilities → the predicted label name and its probability."""
     best = int(probabilities.argmax())
     return {"label": labels[best], "score": float(probabilities[best])}

@@ -34,9 +34,9 @@ def tokenize(examples: dict[str, list[Any]], tokenizer: Any, max_length: int) ->
     return {"input_ids": encoded["input_ids"], "labels": [float(v) for v in examples["label"]]}
 
 
-def decode(logits: torch.Tensor, labels: Sequence[str]) -> float:
+def decode(value: torch.Tensor, labels: Sequence[str]) -> float:
     """A 0-d prediction → the predicted value."""
-    return float(logits)
+    return float(value)
 
 
 def _read_target(record: Mapping[str, Any], column: str, where: str) -> float:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from hfmtl.data.collate import IGNORE_INDEX
 from hfmtl.errors import DataError
 from hfmtl.tasks.labels import label_id
@@ -50,16 +48,30 @@ def align_labels(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> li
     return labels
 
 
-def decode(logits: torch.Tensor, labels: Sequence[str], word_ids: Sequence[int | None]) -> list[dict[str, Any]]:
-    """(seq, num_labels) logits → one `{"tag", "score"}` per word, read at the word's first sub-token."""
-    probabilities = logits.float().softmax(-1)
-    words, previous = [], None
-    for position, word in enumerate(word_ids):
-        if word is not None and word != previous:
-            best = int(probabilities[position].argmax())
-            words.append({"word_index": word, "tag": labels[best], "score": float(probabilities[position, best])})
-        previous = word
-    return words
+def decode(text: str, words: Sequence[tuple[int, int, str, float]]) -> list[dict[str, Any]]:
+    """Words of `text` as (start, end, tag, score) → entity spans, read from BIO tags.
+
+    An entity starts at `B-X`, or at an `I-X` that does not continue an X entity (as conlleval reads it);
+    a tag without a B-/I- prefix counts as `I-`. Each span's `word` is exactly `text[start:end]`, and its
+    score is the mean of its words' scores.
+    """
+    entities: list[dict[str, Any]] = []
+    scores: list[float] = []
+    for start, end, tag, score in words:
+        prefix, _, entity_type = tag.partition("-") if "-" in tag else ("I", "-", tag)
+        continues = entities and scores and entities[-1]["entity_group"] == entity_type and prefix == "I"
+        if tag == "O":
+            scores = []
+        elif continues:
+            entities[-1]["end"] = end
+            scores.append(score)
+            entities[-1]["score"] = sum(scores) / len(scores)
+        else:
+            entities.append({"entity_group": entity_type, "start": start, "end": end, "score": score})
+            scores = [score]
+    for entity in entities:
+        entity["word"] = text[entity["start"] : entity["end"]]
+    return entities
 
 
 def _read_words_and_tags(record: Mapping[str, Any], task: TaskConfig, where: str) -> tuple[list[str], list[Any]]:

@@ -1,0 +1,172 @@
+"""MultiTaskPipeline: for each text, every task's answer from one encoder pass per batch.
+
+Texts longer than the encoder's window are not cut: they are split into overlapping windows (`stride`
+tokens of overlap). NER labels each word from the window where it sits farthest from an edge; the
+sequence-level tasks average their windows (sentiment: the probabilities; intensity: the values).
+Batches are formed from windows sorted by length, so there is little padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from hfmtl.data.collate import Collator
+from hfmtl.errors import InputError
+from hfmtl.model_dir import load_model_dir
+from hfmtl.modeling import MultiTaskModel
+from hfmtl.tasks import classification, regression, token_classification
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One encoder input: a span of one text's tokens."""
+
+    text_index: int
+    input_ids: list[int]
+    word_ids: list[int | None]
+    offsets: list[tuple[int, int]]
+
+
+class MultiTaskPipeline:
+    """`pipeline(text)` → `{"sentiment": {"label", "score"}, "ner": [entity, ...], "intensity": float}`."""
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_length: int = 512,
+        stride: int = 32,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if not tokenizer.is_fast:
+            raise InputError("MultiTaskPipeline needs a fast tokenizer (for word boundaries and character offsets)")
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.tokenizer = tokenizer
+        self.max_length = min(max_length, model.encoder.config.max_position_embeddings)
+        self.stride = stride
+        self.batch_size = batch_size
+        self.device = device
+        self.specs = {spec.name: spec for spec in model.config.task_specs}
+        self.collator = Collator(tokenizer.pad_token_id)
+
+    @classmethod
+    def from_pretrained(
+        cls, model_dir_or_repo: str | Path, *, revision: str | None = None, **options: Any
+    ) -> MultiTaskPipeline:
+        """From a model folder, or a Hub repo id (downloaded once, then read from the local cache)."""
+        path = Path(model_dir_or_repo)
+        if not path.exists() and "/" in str(model_dir_or_repo) and not str(model_dir_or_repo).startswith((".", "/")):
+            from hfmtl.hub import download_model
+
+            path = download_model(str(model_dir_or_repo), revision=revision)
+        loaded = load_model_dir(path)
+        if loaded.run_config is not None:  # read texts the way the model was trained to
+            options.setdefault("max_length", loaded.run_config.encoder.max_length)
+        return cls(loaded.model, loaded.tokenizer, **options)
+
+    @torch.no_grad()
+    def __call__(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
+        """Answers for one text (a dict) or for a list of texts (a list of dicts, in order)."""
+        is_single = isinstance(texts, str)
+        batch = [texts] if is_single else list(texts)
+        _check_texts(batch)
+        windows = self._windows(batch)
+        per_text: list[list[tuple[_Window, dict[str, torch.Tensor]]]] = [[] for _ in batch]
+        for window, output in zip(windows, self._run(windows), strict=True):
+            per_text[window.text_index].append((window, output))
+        answers = [self._answer(text, pairs) for text, pairs in zip(batch, per_text, strict=True)]
+        return answers[0] if is_single else answers
+
+    def _windows(self, texts: list[str]) -> list[_Window]:
+        encoded = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        rows = zip(encoded["overflow_to_sample_mapping"], encoded["input_ids"], encoded["offset_mapping"], strict=True)
+        return [
+            _Window(text_index, ids, encoded.word_ids(i), [tuple(pair) for pair in offsets])
+            for i, (text_index, ids, offsets) in enumerate(rows)
+        ]
+
+    def _run(self, windows: list[_Window]) -> list[dict[str, torch.Tensor]]:
+        """Every head's answer-space output per window (probabilities or values), on the CPU.
+
+        One encoder pass per batch; windows are sorted by length so that a batch holds similar lengths.
+        """
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
+        outputs: list[dict[str, torch.Tensor]] = [{} for _ in windows]
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = self.collator([{"input_ids": windows[i].input_ids} for i in chunk])
+            logits = self.model.forward_all(
+                batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+            )
+            for task, values in logits.items():
+                values = values.float()
+                values = values if self.specs[task].kind == "regression" else values.softmax(-1)
+                for row, index in enumerate(chunk):
+                    outputs[index][task] = (
+                        values[row, : len(windows[index].input_ids)].cpu() if values.dim() == 3 else values[row].cpu()
+                    )
+        return outputs
+
+    def _answer(self, text: str, pairs: list[tuple[_Window, dict[str, torch.Tensor]]]) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        for task, spec in self.specs.items():
+            per_window = [output[task] for _, output in pairs]
+            if spec.kind == "classification":
+                answer[task] = classification.decode(torch.stack(per_window).mean(0), spec.labels)
+            elif spec.kind == "regression":
+                answer[task] = regression.decode(torch.stack(per_window).mean(), ())
+            else:
+                answer[task] = token_classification.decode(text, _word_tags(pairs, task, spec.labels))
+        return answer
+
+
+def _word_tags(
+    pairs: list[tuple[_Window, dict[str, torch.Tensor]]], task: str, labels: Sequence[str]
+) -> list[tuple[int, int, str, float]]:
+    """Each word's (start, end, tag, score): the tag read at its first sub-token, from the window where that
+    sub-token sits farthest from the window's edges (so it saw the most context)."""
+    spans: dict[int, list[int]] = {}
+    for window, _ in pairs:
+        for word, (start, end) in zip(window.word_ids, window.offsets, strict=True):
+            if word is not None:
+                span = spans.setdefault(word, [start, end])
+                span[0], span[1] = min(span[0], start), max(span[1], end)
+    best: dict[int, tuple[int, str, float]] = {}
+    for window, output in pairs:
+        last = len(window.input_ids) - 1
+        for position, word in enumerate(window.word_ids):
+            if word is None or window.offsets[position][0] != spans[word][0]:
+                continue  # not the word's first sub-token
+            centrality = min(position, last - position)
+            if word not in best or centrality > best[word][0]:
+                score, tag = output[task][position].max(-1)
+                best[word] = (centrality, labels[int(tag)], float(score))
+    return [(spans[word][0], spans[word][1], tag, score) for word, (_, tag, score) in sorted(best.items())]
+
+
+def _check_texts(texts: list[Any]) -> None:
+    if not texts:
+        raise InputError("no texts to predict on: give a string or a non-empty list of strings")
+    for index, text in enumerate(texts):
+        where = "the text" if len(texts) == 1 else f"text {index}"
+        if not isinstance(text, str):
+            raise InputError(f"{where} is {type(text).__name__} {text!r:.60}, not a string")
+        if not text.strip():
+            raise InputError(f"{where} is empty or only whitespace; there is nothing to predict on")

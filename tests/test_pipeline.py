@@ -1,0 +1,128 @@
+import json
+
+import pytest
+import torch
+
+from hfmtl.cli import main
+from hfmtl.errors import InputError
+from hfmtl.pipeline import MultiTaskPipeline
+
+TEXTS = [
+    "Anna met officials of Reuters in Paris .",
+    "Kenji  and   Olga Ivanova visited Hong Kong, then Oslo!",
+    "Ünïcode: Tom Berg (Acme Corp) was in São Paulo… 🙂 The film was great.",
+    "The plot was awful .",
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline(trained):
+    return MultiTaskPipeline.from_pretrained(trained / "model", batch_size=2)
+
+
+def test_answers_have_every_task(pipeline):
+    answer = pipeline(TEXTS[0])
+    assert set(answer) == {"sentiment", "ner", "intensity"}
+    assert answer["sentiment"]["label"] in ("negative", "positive") and 0.5 <= answer["sentiment"]["score"] <= 1
+    assert isinstance(answer["intensity"], float)
+    found = {(e["entity_group"], e["word"]) for e in answer["ner"]}
+    assert {e["entity_group"] for e in answer["ner"]} <= {"PER", "ORG", "LOC", "MISC"}
+    assert len(found & {("PER", "Anna"), ("ORG", "Reuters"), ("LOC", "Paris")}) >= 2  # a toy model, 150 steps
+
+
+def test_answers_equal_each_task_s_own_forward(pipeline):
+    model, tokenizer = pipeline.model, pipeline.tokenizer
+    for text in TEXTS:
+        answer = pipeline(text)
+        encoded = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            sentiment = model("sentiment", encoded["input_ids"], encoded["attention_mask"]).logits[0].softmax(-1)
+            intensity = model("intensity", encoded["input_ids"], encoded["attention_mask"]).logits[0]
+            tags = model("ner", encoded["input_ids"], encoded["attention_mask"]).logits[0].argmax(-1)
+        assert answer["sentiment"]["score"] == pytest.approx(float(sentiment.max()), abs=1e-5)
+        assert answer["sentiment"]["label"] == model.config.task_specs[0].labels[int(sentiment.argmax())]
+        assert answer["intensity"] == pytest.approx(float(intensity), abs=1e-5)
+        first_pieces = [
+            i for i, w in enumerate(encoded.word_ids()) if w is not None and w != encoded.word_ids()[i - 1]
+        ]
+        names = model.config.task_specs[1].labels
+        begins = sum(names[int(tags[i])].startswith("B-") for i in first_pieces)
+        assert len(answer["ner"]) >= begins  # every B- tag opens an entity
+
+
+def test_entity_offsets_slice_the_original_text_exactly(pipeline):
+    for text, answer in zip(TEXTS, pipeline(TEXTS), strict=True):
+        for entity in answer["ner"]:
+            assert 0 <= entity["start"] < entity["end"] <= len(text)
+            assert text[entity["start"] : entity["end"]] == entity["word"]
+    spaced = pipeline(TEXTS[1])["ner"]
+    assert ("PER", "Olga Ivanova") in [(e["entity_group"], e["word"]) for e in spaced]
+
+
+def test_one_encoder_pass_per_batch(pipeline):
+    calls = []
+    handle = pipeline.model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    pipeline(TEXTS + TEXTS[:1])  # 5 texts, batches of 2
+    handle.remove()
+    assert len(calls) == 3
+
+
+def test_long_texts_are_read_in_overlapping_windows(pipeline):
+    sentence = "Anna met officials of Reuters in Paris . "
+    text = sentence * 40  # far beyond the 64-token window of the tiny config
+    assert len(pipeline.tokenizer(text)["input_ids"]) > 4 * pipeline.max_length
+    entities = pipeline(text)["ner"]
+    assert all(text[e["start"] : e["end"]] == e["word"] for e in entities)
+    starts = [e["start"] for e in entities]
+    assert starts == sorted(set(starts))  # windows overlap, yet no word is answered twice
+    paris = [e for e in entities if e["word"] == "Paris"]
+    assert len(paris) >= 30 and {text[e["start"] - 3 : e["start"]] for e in paris} == {"in "}
+    short = pipeline(sentence)
+    assert pipeline(text)["sentiment"]["label"] == short["sentiment"]["label"]
+
+
+def test_batched_and_single_calls_agree(pipeline):
+    one_by_one = [pipeline(text) for text in TEXTS]
+    together = pipeline(TEXTS)
+    for single, batched in zip(one_by_one, together, strict=True):
+        assert single["sentiment"]["label"] == batched["sentiment"]["label"]
+        assert single["intensity"] == pytest.approx(batched["intensity"], abs=1e-5)
+        assert [(e["start"], e["end"]) for e in single["ner"]] == [(e["start"], e["end"]) for e in batched["ner"]]
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ("", "the text is empty or only whitespace"),
+        (" \n\t ", "the text is empty or only whitespace"),
+        (["fine", ""], "text 1 is empty or only whitespace"),
+        (["fine", 42], "text 1 is int 42, not a string"),
+        ([], "no texts to predict on"),
+    ],
+)
+def test_unusable_input_is_a_clear_error(pipeline, texts, message):
+    with pytest.raises(InputError, match=message):
+        pipeline(texts)
+
+
+def test_bf16_inference_agrees_on_labels(trained):
+    if not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no bf16 support")
+    full = MultiTaskPipeline.from_pretrained(trained / "model")(TEXTS)
+    half = MultiTaskPipeline.from_pretrained(trained / "model", dtype=torch.bfloat16)(TEXTS)
+    assert [a["sentiment"]["label"] for a in full] == [a["sentiment"]["label"] for a in half]
+    assert [a["intensity"] for a in half] == pytest.approx([a["intensity"] for a in full], abs=0.05)
+
+
+def test_predict_command_on_arguments_and_files(trained, tmp_path, capsys):
+    assert main(["predict", str(trained / "model"), TEXTS[0], TEXTS[3]]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == [TEXTS[0], TEXTS[3]] and "ner" in lines[0]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"body": t}) + "\n" for t in TEXTS))
+    args = ["predict", str(trained / "model"), "--input", str(tmp_path / "in.jsonl"), "--text-field", "body"]
+    assert main([*args, "--output", str(tmp_path / "out.jsonl")]) == 0
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [line["text"] for line in written] == TEXTS
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n\n")
+    assert main(["predict", str(trained / "model"), "--input", str(tmp_path / "in.txt")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(TEXTS)
