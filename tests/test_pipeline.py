@@ -126,3 +126,18 @@ def test_predict_command_on_arguments_and_files(trained, tmp_path, capsys):
     (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n\n")
     assert main(["predict", str(trained / "model"), "--input", str(tmp_path / "in.txt")]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(TEXTS)
+
+
+def test_a_model_folder_without_weights_or_config(trained, tmp_path):
+    import shutil
+
+    from hfmtl.errors import ModelLoadError
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained / "model", folder)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")  # a pickle is never loaded instead
+    with pytest.raises(ModelLoadError, match="has no model.safetensors"):
+        MultiTaskPipeline.from_pretrained(folder)
+    (folder / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="is not a model folder: it has no config.json"):
+        MultiTaskPipeline.from_pretrained(folder)
