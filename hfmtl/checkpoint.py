@@ -11,7 +11,7 @@ import json
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class TrainerState:
     best_step: int | None = None
     best_metrics: dict[str, dict[str, float]] | None = None
     evaluations_without_improvement: int = 0
+    loss_weighting: dict[str, Any] = field(default_factory=dict)
+    """The state of a loss weighting that is not a module (DWA); learned weights are saved as a model."""
 
 
 def save_checkpoint(

@@ -75,7 +75,10 @@ class TaskConfig:
     pooling: Literal["mean", "cls"] = "mean"
     """How a sequence-level head summarises the tokens: masked mean, or the first ([CLS]) token."""
     loss_weight: float = 1.0
-    """Static weight of this task's loss."""
+    """Static weight of this task's loss (also applied under uncertainty and DWA weighting)."""
+    layer: int | None = None
+    """Hierarchical sharing: the head reads this encoder layer (1 = the first) instead of the top one,
+    e.g. NER from layer 4 of 6. Computed in the same encoder pass."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,26 @@ class SamplingConfig:
     """Temperature strategy: count a task as at most this many rows, so one huge dataset cannot dominate."""
     weights: dict[str, float] | None = None
     """Fixed strategy: one non-negative weight per task name (normalised to sum to 1)."""
+
+
+@dataclass(frozen=True)
+class SharingConfig:
+    soft_layers: int = 0
+    """Soft sharing: each task gets its own copy of the top k encoder layers (initialised from the pretrained
+    ones). 0 is hard sharing: every head reads the one shared encoder, at no extra cost."""
+    soft_penalty: float = 1e-3
+    """Weight of the L2 penalty that ties a task's copy to the mean of all copies (added when it trains)."""
+
+
+@dataclass(frozen=True)
+class LossWeightingConfig:
+    strategy: Literal["static", "uncertainty", "dwa"] = "static"
+    """static: each task's `loss_weight`. uncertainty: one learned log-variance per task (Kendall et al.
+    2018). dwa: dynamic weight average from each task's recent loss trend (Liu et al. 2019)."""
+    dwa_temperature: float = 2.0
+    """DWA temperature: larger spreads the weights less."""
+    dwa_window: int = 50
+    """DWA compares each task's mean loss over consecutive windows of this many steps."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +170,13 @@ class RunConfig:
     """Seed of every random choice: initialisation, task sampling, shuffling, dropout."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     """Task sampling."""
+    sharing: SharingConfig = field(default_factory=SharingConfig)
+    """Hard (default) or soft sharing of the top encoder layers."""
+    loss_weighting: LossWeightingConfig = field(default_factory=LossWeightingConfig)
+    """How task losses are weighted."""
+    joint_tasks: tuple[tuple[str, ...], ...] = ()
+    """Groups of tasks that read the same examples (same file and text column, e.g. SST sentiment and
+    intensity): a step draws the group and trains all its heads on one batch with one encoder pass."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation and the training loop."""
 
@@ -218,6 +248,7 @@ def _check(config: RunConfig) -> None:
         raise ConfigError(f"'encoder.max_length' must be at least 8, got {config.encoder.max_length}")
     _check_sampling(config.sampling, names)
     _check_training(config.training)
+    _check_sharing(config)
 
 
 def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
@@ -267,3 +298,44 @@ def _check_training(training: TrainingConfig) -> None:
     for tracker in training.report_to:
         if tracker not in ("tensorboard", "wandb"):
             raise ConfigError(f"'training.report_to' lists '{tracker}'; expected tensorboard or wandb")
+
+
+def _check_sharing(config: RunConfig) -> None:
+    """Layer indices, soft sharing and joint groups; bounds that need the encoder are checked when it loads."""
+    for task in config.tasks:
+        if task.layer is not None and task.layer < 1:
+            raise ConfigError(
+                f"'tasks.{task.name}.layer' must be >= 1 (1 is the first encoder layer), got {task.layer}"
+            )
+    if config.sharing.soft_layers < 0 or config.sharing.soft_penalty < 0:
+        raise ConfigError("'sharing.soft_layers' and 'sharing.soft_penalty' must be >= 0")
+    weighting = config.loss_weighting
+    if weighting.dwa_temperature <= 0 or weighting.dwa_window < 1:
+        raise ConfigError("'loss_weighting.dwa_temperature' must be > 0 and 'loss_weighting.dwa_window' >= 1")
+    grouped: list[str] = []
+    for group in config.joint_tasks:
+        tasks = [config_task(config, name, "joint_tasks") for name in group]
+        if len(tasks) < 2:
+            raise ConfigError(f"'joint_tasks' group {list(group)} must name at least two tasks")
+        first = tasks[0]
+        for task in tasks[1:]:
+            if task.data != first.data or task.text_column != first.text_column:
+                raise ConfigError(
+                    f"'joint_tasks' group {list(group)}: '{task.name}' and '{first.name}' must read the same data "
+                    "(same data section and text_column) to share batches"
+                )
+        if any(task.kind == "token_classification" for task in tasks):
+            raise ConfigError(f"'joint_tasks' group {list(group)}: only sequence-level tasks can share batches")
+        grouped += list(group)
+    if len(grouped) != len(set(grouped)):
+        raise ConfigError(
+            f"'joint_tasks': a task may be in one group only, got {[list(g) for g in config.joint_tasks]}"
+        )
+
+
+def config_task(config: RunConfig, name: str, key: str) -> TaskConfig:
+    """The task called `name`, or an error naming the config key that referred to it."""
+    for task in config.tasks:
+        if task.name == name:
+            return task
+    raise ConfigError(f"'{key}' names '{name}', but the tasks are: {', '.join(t.name for t in config.tasks)}")

@@ -53,19 +53,40 @@ def load_tokenizer(encoder: EncoderConfig) -> PreTrainedTokenizerBase:
 
 def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None]) -> MultiTaskModel:
     """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config."""
-    specs = [TaskSpec(task.name, task.kind, labels[task.name], task.pooling) for task in config.tasks]
+    specs = [TaskSpec(task.name, task.kind, labels[task.name], task.pooling, task.layer) for task in config.tasks]
     source = resolve_encoder(config.encoder.name_or_path)
+    _check_layers(config, source)
     try:
         model = MultiTaskModel.from_encoder(
             source,
             specs,
             revision=config.encoder.revision,
             trust_remote_code=config.encoder.trust_remote_code,
+            soft_layers=config.sharing.soft_layers,
+            soft_penalty=config.sharing.soft_penalty,
         )
     except (OSError, ValueError) as error:
         raise ModelLoadError(_load_failure("encoder", config.encoder.name_or_path, error)) from None
     model.config.encoder_name_or_path = config.encoder.name_or_path
     return model
+
+
+def _check_layers(config: RunConfig, source: str) -> None:
+    """Layer numbers in the config must exist in the encoder (before anything is built from them)."""
+    encoder = config.encoder
+    settings = AutoConfig.from_pretrained(
+        source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
+    )
+    layers = settings.num_hidden_layers
+    for task in config.tasks:
+        if task.layer is not None and task.layer > layers:
+            raise ConfigError(
+                f"'tasks.{task.name}.layer' is {task.layer}, but '{encoder.name_or_path}' has {layers} layers"
+            )
+    if config.sharing.soft_layers > layers:
+        raise ConfigError(
+            f"'sharing.soft_layers' is {config.sharing.soft_layers}, but the encoder has {layers} layers"
+        )
 
 
 def _check_max_length(encoder: EncoderConfig, source: str, tokenizer: PreTrainedTokenizerBase) -> None:

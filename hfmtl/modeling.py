@@ -7,6 +7,7 @@ The config carries the encoder's own config and every task's spec (kind, labels,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
 IGNORE_INDEX = -100
@@ -28,6 +30,8 @@ class TaskSpec:
     kind: str
     labels: tuple[str, ...] | None = None
     pooling: str = "mean"
+    layer: int | None = None
+    """The encoder layer the head reads (1 = the first); None: the top layer."""
 
     @property
     def num_outputs(self) -> int:
@@ -36,10 +40,14 @@ class TaskSpec:
 
 @dataclass
 class TaskOutput(ModelOutput):
-    """The output of one task's head: logits, and the loss when labels were given."""
+    """A forward's output: logits, and the loss when labels were given.
+
+    For several tasks at once, `logits` and `losses` are dicts keyed by task and `loss` is their sum.
+    """
 
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
+    logits: torch.Tensor | dict[str, torch.Tensor] | None = None
+    losses: dict[str, torch.Tensor] | None = None
 
 
 class MultiTaskConfig(PretrainedConfig):
@@ -53,20 +61,21 @@ class MultiTaskConfig(PretrainedConfig):
         tasks: list[dict[str, Any]] | None = None,
         encoder_name_or_path: str | None = None,
         head_dropout: float = 0.1,
+        soft_layers: int = 0,
+        soft_penalty: float = 0.0,
         **kwargs: Any,
     ) -> None:
         self.encoder = encoder or {}
         self.tasks = [dict(task, labels=list(task["labels"]) if task.get("labels") else None) for task in tasks or []]
         self.encoder_name_or_path = encoder_name_or_path
         self.head_dropout = head_dropout
+        self.soft_layers = soft_layers
+        self.soft_penalty = soft_penalty
         super().__init__(**kwargs)
 
     @property
     def task_specs(self) -> list[TaskSpec]:
-        return [
-            TaskSpec(t["name"], t["kind"], tuple(t["labels"]) if t["labels"] else None, t["pooling"])
-            for t in self.tasks
-        ]
+        return [TaskSpec(**dict(t, labels=tuple(t["labels"]) if t["labels"] else None)) for t in self.tasks]
 
     def encoder_config(self) -> PretrainedConfig:
         settings = dict(self.encoder)
@@ -132,7 +141,12 @@ HEAD_TYPES: dict[str, type[nn.Module]] = {
 
 
 class MultiTaskModel(PreTrainedModel):
-    """A shared encoder and one head per task (hard sharing: every head reads the top layer)."""
+    """A shared encoder and one head per task.
+
+    Hard sharing (default): every head reads the top layer. Hierarchical: a head reads a lower layer
+    (`TaskSpec.layer`) of the same pass. Soft (`soft_layers=k`): each task runs its own copy of the top k
+    layers on the shared lower ones; `soft_penalty` ties each copy to the mean of all copies.
+    """
 
     config_class = MultiTaskConfig
     base_model_prefix = "encoder"
@@ -145,12 +159,29 @@ class MultiTaskModel(PreTrainedModel):
         if getattr(self.encoder, "pooler", None) is not None:
             # Heads pool for themselves; an unused pooler only adds weights, and unused parameters under DDP.
             self.encoder.pooler = None
+        self.specs = {spec.name: spec for spec in config.task_specs}
+        self.num_layers = self.encoder.config.num_hidden_layers
+        self.num_shared_layers = self.num_layers - config.soft_layers
+        for spec in self.specs.values():
+            if spec.layer is not None and not 1 <= spec.layer <= self.num_layers:
+                raise ValueError(f"task '{spec.name}' reads layer {spec.layer}; the encoder has 1..{self.num_layers}")
+        if config.soft_layers:
+            parent, name, stack = _layer_stack(self.encoder)
+            if config.soft_layers > len(stack):
+                raise ValueError(f"soft_layers={config.soft_layers}, but the encoder has {len(stack)} layers")
+            top = nn.ModuleList(stack[self.num_shared_layers :])
+            self.private_layers = nn.ModuleDict({task: copy.deepcopy(top) for task in self.specs})
+            setattr(parent, name, nn.ModuleList(stack[: self.num_shared_layers]))
         hidden_size = self.encoder.config.hidden_size
         self.heads = nn.ModuleDict(
             {
                 spec.name: HEAD_TYPES[spec.kind](hidden_size, spec.num_outputs, spec.pooling, config.head_dropout)
-                for spec in config.task_specs
+                for spec in self.specs.values()
             }
+        )
+        # Lower layers' states are kept only when a head reads one: hard sharing pays nothing for this.
+        self.needs_hidden_states = any(
+            spec.layer is not None and spec.layer < self.num_shared_layers for spec in self.specs.values()
         )
         self.post_init()
 
@@ -163,8 +194,10 @@ class MultiTaskModel(PreTrainedModel):
         revision: str | None = None,
         trust_remote_code: bool = False,
         head_dropout: float = 0.1,
+        soft_layers: int = 0,
+        soft_penalty: float = 0.0,
     ) -> MultiTaskModel:
-        """A new model: pretrained encoder weights, freshly initialised heads."""
+        """A new model: pretrained encoder weights (also in every private layer copy), fresh heads."""
         encoder = AutoModel.from_pretrained(
             encoder_name_or_path, revision=revision, trust_remote_code=trust_remote_code
         )
@@ -173,8 +206,15 @@ class MultiTaskModel(PreTrainedModel):
             tasks=[asdict(task) for task in tasks],
             encoder_name_or_path=encoder_name_or_path,
             head_dropout=head_dropout,
+            soft_layers=soft_layers,
+            soft_penalty=soft_penalty,
         )
         model = cls(config)
+        if soft_layers:
+            parent, name, stack = _layer_stack(encoder)
+            for copies in model.private_layers.values():
+                copies.load_state_dict(nn.ModuleList(stack[model.num_shared_layers :]).state_dict())
+            setattr(parent, name, nn.ModuleList(stack[: model.num_shared_layers]))
         weights = {name: tensor for name, tensor in encoder.state_dict().items() if not name.startswith("pooler.")}
         model.encoder.load_state_dict(weights)
         return model
@@ -196,31 +236,101 @@ class MultiTaskModel(PreTrainedModel):
     def task_names(self) -> list[str]:
         return list(self.heads)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_inputs: Any) -> torch.Tensor:
-        """Run the shared encoder once: (batch, seq) ids → (batch, seq, hidden) states."""
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).last_hidden_state
-
     def forward(
         self,
-        task: str,
+        task: str | Sequence[str],
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        labels: torch.Tensor | None = None,
+        labels: torch.Tensor | dict[str, torch.Tensor] | None = None,
         **encoder_inputs: Any,
     ) -> TaskOutput:
-        """One task's logits (and loss when `labels` is given), as used in training."""
-        if task not in self.heads:
-            raise KeyError(f"this model has no task '{task}'; it has: {', '.join(self.heads)}")
-        head = self.heads[task]
-        logits = head(self.encode(input_ids, attention_mask, **encoder_inputs), attention_mask)
-        return TaskOutput(loss=None if labels is None else head.loss(logits, labels), logits=logits)
+        """One task's logits (and loss when `labels` is given), as used in training; or, for a list of tasks,
+        every listed head on one encoder pass (`labels` then maps task → labels)."""
+        tasks = [task] if isinstance(task, str) else list(task)
+        for name in tasks:
+            if name not in self.heads:
+                raise KeyError(f"this model has no task '{name}'; it has: {', '.join(self.heads)}")
+        encoded = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=self.needs_hidden_states,
+            **encoder_inputs,
+        )
+        layer_mask = self._layer_mask(encoded.last_hidden_state, attention_mask)
+        logits = {
+            name: self.heads[name](self._task_states(name, encoded, layer_mask), attention_mask) for name in tasks
+        }
+        if isinstance(task, str):
+            loss = None if labels is None else self._loss(task, logits[task], labels)
+            return TaskOutput(loss=loss, logits=logits[task])
+        if labels is None:
+            return TaskOutput(logits=logits)
+        losses = {name: self._loss(name, logits[name], labels[name]) for name in tasks}
+        return TaskOutput(loss=torch.stack(list(losses.values())).sum(), logits=logits, losses=losses)
 
     def forward_all(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_inputs: Any
     ) -> dict[str, torch.Tensor]:
         """Every task's logits from a single encoder pass, as used at inference."""
-        hidden = self.encode(input_ids, attention_mask, **encoder_inputs)
-        return {name: head(hidden, attention_mask) for name, head in self.heads.items()}
+        return self.forward(self.task_names, input_ids, attention_mask, **encoder_inputs).logits
+
+    def soft_sharing_penalty(self, task: str) -> torch.Tensor:
+        """Squared L2 distance of `task`'s layer copy from the mean of all copies (the mean held constant, so
+        only this task's copy is pulled toward it). Zero while the copies are equal, as right after init."""
+        if not self.config.soft_layers:
+            return torch.zeros((), device=self.device)
+        all_copies = [list(copies.parameters()) for copies in self.private_layers.values()]
+        total = torch.zeros((), device=self.device)
+        for own, *each in zip(self.private_layers[task].parameters(), *all_copies, strict=True):
+            # In float64 the mean of identical copies is exactly each copy: the penalty is 0, not 1e-15.
+            mean = torch.stack([parameter.detach().double() for parameter in each]).mean(0)
+            total = total + (own.double() - mean).pow(2).sum().float()
+        return total
+
+    def _loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = self.heads[task].loss(logits, labels)
+        if self.config.soft_layers and self.config.soft_penalty:
+            loss = loss + self.config.soft_penalty * self.soft_sharing_penalty(task)
+        return loss
+
+    def _layer_mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        """The attention mask in the form the encoder's own layers take (only needed by private copies)."""
+        if not self.config.soft_layers:
+            return None
+        return create_bidirectional_mask(
+            config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
+        )
+
+    def _task_states(self, task: str, encoded: Any, layer_mask: Any) -> torch.Tensor:
+        """(batch, seq, hidden) states the task's head reads: a shared layer's, or its private copy's."""
+        wanted = self.specs[task].layer or self.num_layers
+        if wanted == self.num_shared_layers:
+            return encoded.last_hidden_state
+        if wanted < self.num_shared_layers:
+            return encoded.hidden_states[wanted]  # index 0 holds the embeddings
+        hidden = encoded.last_hidden_state
+        for layer in self.private_layers[task][: wanted - self.num_shared_layers]:
+            output = layer(hidden, attention_mask=layer_mask)
+            hidden = output[0] if isinstance(output, tuple) else output
+        return hidden
+
+
+LAYER_STACKS = (("encoder", "layer"), ("transformer", "layer"), ("layers",))
+
+
+def _layer_stack(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
+    """Where an encoder keeps its list of transformer layers: (parent module, attribute name, the list)."""
+    for path in LAYER_STACKS:
+        parent: Any = encoder
+        for name in path[:-1]:
+            parent = getattr(parent, name, None)
+        stack = getattr(parent, path[-1], None)
+        if isinstance(stack, nn.ModuleList):
+            return parent, path[-1], stack
+    raise ValueError(
+        f"soft sharing needs the encoder's layers as a ModuleList at .encoder.layer (BERT, RoBERTa, ELECTRA, "
+        f"DeBERTa), .transformer.layer or .layers; {type(encoder).__name__} has none of these"
+    )
 
 
 def register_auto_classes() -> None:

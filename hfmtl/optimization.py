@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from transformers import get_scheduler
@@ -9,10 +11,11 @@ from transformers import get_scheduler
 from hfmtl.config import TrainingConfig
 
 
-def build_optimizer(model: nn.Module, training: TrainingConfig, *, is_cuda: bool) -> torch.optim.AdamW:
-    """AdamW over two groups: weight matrices decay; biases and LayerNorm weights (1-d tensors) do not."""
+def build_optimizer(modules: Sequence[nn.Module], training: TrainingConfig, *, is_cuda: bool) -> torch.optim.AdamW:
+    """AdamW over two groups: weight matrices decay; biases, LayerNorm weights and other 1-d tensors (such as
+    learned loss weights) do not."""
     decay, no_decay = [], []
-    for parameter in model.parameters():
+    for parameter in (p for module in modules for p in module.parameters()):
         if parameter.requires_grad:
             (decay if parameter.dim() >= 2 else no_decay).append(parameter)
     groups = [

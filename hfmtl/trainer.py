@@ -7,6 +7,7 @@ evaluation and checkpoints at their intervals → the best model saved as a load
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import math
 import shutil
@@ -28,13 +29,14 @@ from hfmtl.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from hfmtl.config import RunConfig, TrainingConfig, config_to_dict, save_config
+from hfmtl.config import RunConfig, SamplingConfig, TrainingConfig, config_to_dict, save_config
 from hfmtl.data.collate import Collator
-from hfmtl.data.loading import load_all_tasks, model_rows, tokenize_task
+from hfmtl.data.loading import joint_rows, load_all_tasks, model_rows, tokenize_task
 from hfmtl.data.sampling import MultiTaskLoader
 from hfmtl.encoder import build_model, load_tokenizer
 from hfmtl.errors import ConfigError, HfmtlError
 from hfmtl.evaluation import EvalSet, evaluate_tasks, make_eval_set
+from hfmtl.loss_weighting import build_loss_weighting
 from hfmtl.metrics import aggregate, format_main_metrics
 from hfmtl.model_dir import save_model_dir
 from hfmtl.modeling import MultiTaskModel
@@ -80,11 +82,13 @@ def train(
         splits = {name: tokenize_task(d, tokenizer, config.encoder.max_length) for name, d in data.items()}
     eval_sets = {name: make_eval_set(name, s["validation"]) for name, s in splits.items() if "validation" in s}
     model = build_model(config, {name: d.labels for name, d in data.items()})
+    weighting = build_loss_weighting(config)
+    units = sampling_units(config)
     collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if training.mixed_precision != "no" else None)
     loader = MultiTaskLoader(
-        {name: model_rows(s["train"]) for name, s in splits.items()},
+        {unit: _unit_rows(members, splits) for unit, members in units.items()},
         collator,
-        config.sampling,
+        unit_sampling(config, units),
         batch_size=training.batch_size,
         total_draws=training.max_steps * training.gradient_accumulation_steps,
         seed=config.seed,
@@ -92,9 +96,11 @@ def train(
         num_processes=accelerator.num_processes,
         process_index=accelerator.process_index,
     )
-    optimizer = build_optimizer(model, training, is_cuda=accelerator.device.type == "cuda")
+    learned = [weighting] if isinstance(weighting, torch.nn.Module) else []  # learned loss weights train too
+    optimizer = build_optimizer([model, *learned], training, is_cuda=accelerator.device.type == "cuda")
     scheduler = build_scheduler(optimizer, training)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
+    weigh = learned[0] if learned else weighting  # what the step calls (DDP-wrapped when learned)
     unwrapped = accelerator.unwrap_model(model)
 
     identity = _run_identity(config, accelerator)
@@ -102,6 +108,8 @@ def train(
     if resume_from is not None:
         progress, loader_state = load_checkpoint(accelerator, resume_from, identity)
         loader.load_state_dict(loader_state)
+        if not learned:  # learned weights come back with the modules; DWA's state lives in the trainer state
+            weighting.load_state_dict(progress.loss_weighting)
         _say(accelerator, f"Resumed from {resume_from} at step {progress.step}")
     elif accelerator.is_main_process:  # a fresh run (maybe --overwrite): nothing of an earlier run may remain
         shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
@@ -116,7 +124,7 @@ def train(
     model.train()
 
     while progress.step < last_step:
-        step = _forward_backward(model, loader, accelerator, config)
+        step = _forward_backward(model, weigh, loader, units, accelerator, config)
         tasks.extend(step.tasks)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm or math.inf)
         # The one host sync of a step: a non-finite loss or gradient must be caught before the optimizer uses
@@ -127,6 +135,7 @@ def train(
         if is_finite:
             optimizer.step()
             scheduler.step()
+            weighting.update(by_task)
             window.add(step.tasks, by_task, norm, step.tokens, step.padded_tokens)
         elif training.on_nonfinite_loss == "stop":
             raise _non_finite(by_task, norm, progress.step + 1, output_dir)
@@ -138,6 +147,7 @@ def train(
 
         if progress.step % training.log_every == 0 or progress.step == last_step:
             record = window.summary(progress.step, scheduler.get_last_lr()[0], accelerator.num_processes)
+            record["loss_weights"] = weighting.weights()
             window = LogWindow()
             log.write(record)
             accelerator.log(numeric_leaves(record), step=progress.step)
@@ -146,6 +156,7 @@ def train(
             stopped_early = evaluate(progress)
         is_stopping = stopped_early or progress.step == last_step
         if progress.step % training.save_every == 0 or (is_stopping and progress.step < training.max_steps):
+            progress.loss_weighting = {} if learned else weighting.state_dict()
             save_checkpoint(accelerator, output_dir, progress, loader.state_dict(), identity, training.keep_last)
         if stopped_early:
             patience = training.early_stopping_patience
@@ -171,40 +182,86 @@ def train(
 
 @dataclass
 class _StepResult:
-    """The micro-batches of one optimizer step: this process's tasks and tokens, every process's losses."""
+    """The micro-batches of one optimizer step: what this process drew, and every process's losses."""
 
     tasks: list[str]
+    """The sampling unit of each micro-batch: a task, or a joint group like `sentiment+intensity`."""
+    loss_tasks: list[str]
+    """The task of each entry of `losses` on one process (a joint micro-batch gives one loss per task)."""
     losses: torch.Tensor
-    """(num_processes * micro-batches,) on the device, process-major: each process drew the same tasks."""
+    """(num_processes * len(loss_tasks),) on the device, process-major: every process drew the same units."""
     tokens: int
     padded_tokens: int
 
     def losses_by_task(self, losses: list[float], num_processes: int) -> dict[str, list[float]]:
         by_task: dict[str, list[float]] = {}
-        for task, loss in zip(self.tasks * num_processes, losses, strict=True):
+        for task, loss in zip(self.loss_tasks * num_processes, losses, strict=True):
             by_task.setdefault(task, []).append(loss)
         return by_task
 
 
-def _forward_backward(model: Any, loader: MultiTaskLoader, accelerator: Accelerator, config: RunConfig) -> _StepResult:
+def _forward_backward(
+    model: Any,
+    weighting: Any,
+    loader: MultiTaskLoader,
+    units: dict[str, list[str]],
+    accelerator: Accelerator,
+    config: RunConfig,
+) -> _StepResult:
     """Forward and backward every micro-batch of one step; gradients are summed, not yet applied."""
     accumulation = config.training.gradient_accumulation_steps
-    weights = {task.name: task.loss_weight for task in config.tasks}
-    tasks, losses, tokens, padded = [], [], 0, 0
+    drawn, loss_tasks, losses, tokens, padded = [], [], [], 0, 0
     for micro_step in range(accumulation):
-        task, batch = loader.next_batch()
+        unit, batch = loader.next_batch()
         tokens += int(batch["attention_mask"].sum())  # counted on the host copy: no device sync
         padded += batch["attention_mask"].numel()
-        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
+        batch = _to_device(batch, accelerator.device)
+        members = units[unit]
         # Gradients are averaged across processes only on the last micro-batch of a step.
         is_last = micro_step == accumulation - 1
         with contextlib.nullcontext() if is_last else accelerator.no_sync(model):
             with accelerator.autocast():
-                loss = model(task=task, **batch).loss
-            accelerator.backward(loss * weights[task] / accumulation)
-        tasks.append(task)
-        losses.append(loss.detach().float())
-    return _StepResult(tasks, accelerator.gather(torch.stack(losses)), tokens, padded)
+                output = model(task=members[0] if len(members) == 1 else members, **batch)
+            task_losses = output.losses or {members[0]: output.loss}
+            weighted = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
+            accelerator.backward(weighted / accumulation)
+        drawn.append(unit)
+        loss_tasks += list(task_losses)
+        losses += [loss.detach().float() for loss in task_losses.values()]
+    return _StepResult(drawn, loss_tasks, accelerator.gather(torch.stack(losses)), tokens, padded)
+
+
+def sampling_units(config: RunConfig) -> dict[str, list[str]]:
+    """What each draw picks: a task, or a joint group of tasks named `a+b` (in config order)."""
+    grouped = {name: group for group in config.joint_tasks for name in group}
+    units: dict[str, list[str]] = {}
+    for task in config.tasks:
+        group = grouped.get(task.name, (task.name,))
+        units.setdefault("+".join(group), list(group))
+    return units
+
+
+def unit_sampling(config: RunConfig, units: dict[str, list[str]]) -> SamplingConfig:
+    """The sampling config over units: a joint group's fixed weight is the sum of its tasks' weights."""
+    if config.sampling.weights is None:
+        return config.sampling
+    weights = {unit: sum(config.sampling.weights[task] for task in members) for unit, members in units.items()}
+    return dataclasses.replace(config.sampling, weights=weights)
+
+
+def _unit_rows(members: list[str], splits: dict[str, Any]) -> list[dict[str, Any]]:
+    if len(members) == 1:
+        return model_rows(splits[members[0]]["train"])
+    return joint_rows(members, [splits[task]["train"] for task in members])
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        key: {task: t.to(device, non_blocking=True) for task, t in value.items()}
+        if isinstance(value, dict)
+        else value.to(device, non_blocking=True)
+        for key, value in batch.items()
+    }
 
 
 def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator:

@@ -105,4 +105,6 @@ def test_modeling_imports_only_torch_and_transformers():
             roots |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             roots.add(node.module.split(".")[0])
-    assert roots <= {"__future__", "collections", "dataclasses", "typing", "torch", "transformers"}
+    import sys
+
+    assert roots - set(sys.stdlib_module_names) == {"torch", "transformers"}  # publishable as remote code

@@ -16,14 +16,15 @@ class Collator:
     """Turns tokenized rows of one task into `input_ids`, `attention_mask` and `labels` tensors.
 
     Sequence-level labels become a (batch,) tensor: int64 for class ids, float32 for regression targets.
-    Token-level labels (lists) are padded with IGNORE_INDEX so the loss skips padding.
+    Token-level labels (lists) are padded with IGNORE_INDEX so the loss skips padding. Rows of a joint batch
+    carry a dict of labels (task → label), which becomes a dict of tensors.
     """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
     """Round the padded length up (8 helps tensor cores under mixed precision)."""
 
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         length = padded_length([len(row["input_ids"]) for row in rows], self.pad_to_multiple_of)
         input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -32,7 +33,11 @@ class Collator:
             attention_mask[i, : len(row["input_ids"])] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "labels" in rows[0]:
-            batch["labels"] = _labels([row["labels"] for row in rows], length)
+            first = rows[0]["labels"]
+            if isinstance(first, dict):
+                batch["labels"] = {task: _labels([row["labels"][task] for row in rows], length) for task in first}
+            else:
+                batch["labels"] = _labels([row["labels"] for row in rows], length)
         return batch
 
 

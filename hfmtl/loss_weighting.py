@@ -1,0 +1,134 @@
+"""How task losses are combined into the loss a step optimises.
+
+- static: each task's configured `loss_weight`.
+- uncertainty (Kendall, Gal and Cipolla, 2018): one learned log-variance s_t per task; a loss L_t counts as
+  exp(-s_t) * L_t + s_t, so a noisy task (large s_t) is down-weighted, and the + s_t term keeps s_t from
+  growing without bound. (The simple form used by most implementations, the same for every task kind.)
+- dwa, dynamic weight average (Liu, Johns and Davison, 2019): every `window` steps, each task's weight
+  becomes K * softmax(r_t / T), with r_t its mean loss over the last window divided by the window before:
+  a task whose loss stopped falling gets more weight.
+The static weight multiplies the learned or dynamic one. All three offer the same small interface.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from hfmtl.config import RunConfig
+
+
+class StaticWeighting:
+    """loss_t * w_t with fixed weights."""
+
+    def __init__(self, static: Mapping[str, float]) -> None:
+        self.static = dict(static)
+
+    def __call__(self, task: str, loss: torch.Tensor) -> torch.Tensor:
+        return loss * self.static[task]
+
+    def update(self, losses: Mapping[str, list[float]]) -> None:
+        """Static weights learn nothing from the losses."""
+
+    def weights(self) -> dict[str, float]:
+        return dict(self.static)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+class UncertaintyWeighting(nn.Module):
+    """exp(-s_t) * w_t * loss_t + s_t, with one learned s_t = log(sigma_t^2) per task (starting at 0)."""
+
+    def __init__(self, static: Mapping[str, float]) -> None:
+        super().__init__()
+        self.static = dict(static)
+        self.task_names = list(static)
+        self.log_variances = nn.Parameter(torch.zeros(len(self.task_names)))
+
+    def forward(self, task: str, loss: torch.Tensor) -> torch.Tensor:
+        log_variance = self.log_variances[self.task_names.index(task)]
+        return torch.exp(-log_variance) * loss * self.static[task] + log_variance
+
+    def update(self, losses: Mapping[str, list[float]]) -> None:
+        """The weights learn through the optimizer, not from here."""
+
+    def weights(self) -> dict[str, float]:
+        """The effective weight exp(-s_t) * w_t per task (reading it syncs with the device: log steps only)."""
+        values = torch.exp(-self.log_variances.detach().float()).tolist()
+        return {task: value * self.static[task] for task, value in zip(self.task_names, values, strict=True)}
+
+
+class DynamicWeightAverage:
+    """w_t * K * softmax(r_t / T), r_t = mean loss over the last window / mean over the window before."""
+
+    def __init__(self, static: Mapping[str, float], temperature: float, window: int) -> None:
+        self.static = dict(static)
+        self.temperature = temperature
+        self.window = window
+        self.dynamic = {task: 1.0 for task in static}
+        self.history: list[dict[str, float]] = []  # mean loss per task of the last two complete windows
+        self.sums = {task: 0.0 for task in static}
+        self.counts = {task: 0 for task in static}
+        self.steps = 0
+
+    def __call__(self, task: str, loss: torch.Tensor) -> torch.Tensor:
+        return loss * self.static[task] * self.dynamic[task]
+
+    def update(self, losses: Mapping[str, list[float]]) -> None:
+        """Add one step's (unweighted) losses; at the end of a window, recompute the weights."""
+        for task, values in losses.items():
+            self.sums[task] += sum(values)
+            self.counts[task] += len(values)
+        self.steps += 1
+        if self.steps < self.window:
+            return
+        previous = self.history[-1] if self.history else {}
+        # A task not drawn in this window keeps its last mean: its trend reads as flat.
+        means = {t: self.sums[t] / self.counts[t] if self.counts[t] else previous.get(t, math.nan) for t in self.sums}
+        self.history = [*self.history[-1:], means]
+        self.sums, self.counts, self.steps = dict.fromkeys(self.sums, 0.0), dict.fromkeys(self.counts, 0), 0
+        if len(self.history) == 2:
+            ratios = {t: _ratio(self.history[1][t], self.history[0][t]) for t in self.dynamic}
+            exps = {t: math.exp(r / self.temperature) for t, r in ratios.items()}
+            total = sum(exps.values())
+            self.dynamic = {t: len(exps) * value / total for t, value in exps.items()}
+
+    def weights(self) -> dict[str, float]:
+        return {task: self.static[task] * self.dynamic[task] for task in self.static}
+
+    def state_dict(self) -> dict[str, Any]:
+        keys = ("dynamic", "history", "sums", "counts", "steps")
+        return {key: getattr(self, key) for key in keys}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+LossWeighting = StaticWeighting | UncertaintyWeighting | DynamicWeightAverage
+
+
+def build_loss_weighting(config: RunConfig) -> LossWeighting:
+    """The weighting the config asks for, over the config's tasks."""
+    static = {task.name: task.loss_weight for task in config.tasks}
+    settings = config.loss_weighting
+    if settings.strategy == "uncertainty":
+        return UncertaintyWeighting(static)
+    if settings.strategy == "dwa":
+        return DynamicWeightAverage(static, settings.dwa_temperature, settings.dwa_window)
+    return StaticWeighting(static)
+
+
+def _ratio(latest: float, before: float) -> float:
+    """r_t; 1 (a flat trend) when a mean is missing or the earlier one is 0."""
+    if not math.isfinite(latest) or not math.isfinite(before) or before == 0:
+        return 1.0
+    return latest / before
