@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 
 from hfmtl.atomic import write_text_atomic
+from hfmtl.config_checks import check_config
 from hfmtl.dataclass_parsing import apply_override, build_dataclass, plain_data
 from hfmtl.errors import ConfigError
-from hfmtl.tasks import TASK_KINDS
 
 SamplingStrategy = Literal["proportional", "temperature", "uniform", "fixed", "annealed"]
 
@@ -112,6 +112,9 @@ class LossWeightingConfig:
     """DWA temperature: larger spreads the weights less."""
     dwa_window: int = 50
     """DWA compares each task's mean loss over consecutive windows of this many steps."""
+    learning_rate: float = 0.01
+    """Uncertainty: the learning rate of the log-variances (no weight decay). They start at 0 and must move by
+    about 1 within a run, so the model's learning rate would leave them nearly fixed."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
         apply_override(raw, override)
     try:
         config = build_dataclass(RunConfig, raw)
-        _check(config)
+        check_config(config)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     return config
@@ -205,7 +208,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and check a RunConfig from plain data (the inverse of `config_to_dict`)."""
     config = build_dataclass(RunConfig, dict(raw))
-    _check(config)
+    check_config(config)
     return config
 
 
@@ -217,125 +220,3 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically (a crash never leaves half a file)."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
-
-
-def _check(config: RunConfig) -> None:
-    """Cross-field checks that a single field's type cannot express."""
-    if not config.tasks:
-        raise ConfigError("'tasks' must list at least one task")
-    names = [task.name for task in config.tasks]
-    for task in config.tasks:
-        where = f"tasks.{task.name}"
-        if not task.name.isidentifier():
-            raise ConfigError(f"'{where}.name' must be a simple identifier (letters, digits, _), got '{task.name}'")
-        if names.count(task.name) > 1:
-            raise ConfigError(f"task name '{task.name}' is used twice; task names must be unique")
-        if task.kind not in TASK_KINDS:
-            raise ConfigError(f"'{where}.kind' is '{task.kind}'; expected one of: {', '.join(TASK_KINDS)}")
-        if task.labels is not None:
-            if task.kind == "regression":
-                raise ConfigError(f"'{where}.labels' is set, but a regression task has no labels")
-            if len(set(task.labels)) != len(task.labels) or len(task.labels) < 2:
-                raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
-        if task.loss_weight < 0:
-            raise ConfigError(f"'{where}.loss_weight' must be >= 0, got {task.loss_weight}")
-    for task in config.tasks:
-        for split in ("train", "validation"):
-            cap = getattr(task.data, f"max_{split}_rows")
-            if cap is not None and cap < 1:
-                raise ConfigError(f"'tasks.{task.name}.data.max_{split}_rows' must be >= 1 or null, got {cap}")
-    if config.encoder.max_length < 8:
-        raise ConfigError(f"'encoder.max_length' must be at least 8, got {config.encoder.max_length}")
-    _check_sampling(config.sampling, names)
-    _check_training(config.training)
-    _check_sharing(config)
-
-
-def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
-    if sampling.temperature <= 0:
-        raise ConfigError(f"'sampling.temperature' must be > 0, got {sampling.temperature}")
-    if sampling.size_cap is not None and sampling.size_cap < 1:
-        raise ConfigError(f"'sampling.size_cap' must be >= 1, got {sampling.size_cap}")
-    if sampling.strategy == "fixed":
-        weights = sampling.weights or {}
-        missing, unknown = set(names) - set(weights), set(weights) - set(names)
-        if missing or unknown:
-            raise ConfigError(
-                f"'sampling.weights' must give one weight per task ({', '.join(names)}); "
-                f"missing: {sorted(missing) or 'none'}, unknown: {sorted(unknown) or 'none'}"
-            )
-        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ConfigError(f"'sampling.weights' must be >= 0 and not all zero, got {weights}")
-    elif sampling.weights is not None:
-        raise ConfigError(f"'sampling.weights' only applies to strategy 'fixed', not '{sampling.strategy}'")
-
-
-_TRAINING_MINIMUMS = {
-    "max_steps": 1,
-    "batch_size": 1,
-    "eval_batch_size": 1,
-    "gradient_accumulation_steps": 1,
-    "eval_every": 1,
-    "save_every": 1,
-    "log_every": 1,
-    "keep_last": 0,
-}
-
-
-def _check_training(training: TrainingConfig) -> None:
-    for name, minimum in _TRAINING_MINIMUMS.items():
-        if getattr(training, name) < minimum:
-            raise ConfigError(f"'training.{name}' must be >= {minimum}, got {getattr(training, name)}")
-    if training.warmup_steps < 0 or training.warmup_steps > training.max_steps:
-        raise ConfigError(
-            f"'training.warmup_steps' ({training.warmup_steps}) must be between 0 and "
-            f"'training.max_steps' ({training.max_steps})"
-        )
-    if training.learning_rate <= 0:
-        raise ConfigError(f"'training.learning_rate' must be > 0, got {training.learning_rate}")
-    if training.max_grad_norm is not None and training.max_grad_norm <= 0:
-        raise ConfigError(f"'training.max_grad_norm' must be > 0 or null, got {training.max_grad_norm}")
-    for tracker in training.report_to:
-        if tracker not in ("tensorboard", "wandb"):
-            raise ConfigError(f"'training.report_to' lists '{tracker}'; expected tensorboard or wandb")
-
-
-def _check_sharing(config: RunConfig) -> None:
-    """Layer indices, soft sharing and joint groups; bounds that need the encoder are checked when it loads."""
-    for task in config.tasks:
-        if task.layer is not None and task.layer < 1:
-            raise ConfigError(
-                f"'tasks.{task.name}.layer' must be >= 1 (1 is the first encoder layer), got {task.layer}"
-            )
-    if config.sharing.soft_layers < 0 or config.sharing.soft_penalty < 0:
-        raise ConfigError("'sharing.soft_layers' and 'sharing.soft_penalty' must be >= 0")
-    weighting = config.loss_weighting
-    if weighting.dwa_temperature <= 0 or weighting.dwa_window < 1:
-        raise ConfigError("'loss_weighting.dwa_temperature' must be > 0 and 'loss_weighting.dwa_window' >= 1")
-    grouped: list[str] = []
-    for group in config.joint_tasks:
-        tasks = [config_task(config, name, "joint_tasks") for name in group]
-        if len(tasks) < 2:
-            raise ConfigError(f"'joint_tasks' group {list(group)} must name at least two tasks")
-        first = tasks[0]
-        for task in tasks[1:]:
-            if task.data != first.data or task.text_column != first.text_column:
-                raise ConfigError(
-                    f"'joint_tasks' group {list(group)}: '{task.name}' and '{first.name}' must read the same data "
-                    "(same data section and text_column) to share batches"
-                )
-        if any(task.kind == "token_classification" for task in tasks):
-            raise ConfigError(f"'joint_tasks' group {list(group)}: only sequence-level tasks can share batches")
-        grouped += list(group)
-    if len(grouped) != len(set(grouped)):
-        raise ConfigError(
-            f"'joint_tasks': a task may be in one group only, got {[list(g) for g in config.joint_tasks]}"
-        )
-
-
-def config_task(config: RunConfig, name: str, key: str) -> TaskConfig:
-    """The task called `name`, or an error naming the config key that referred to it."""
-    for task in config.tasks:
-        if task.name == name:
-            return task
-    raise ConfigError(f"'{key}' names '{name}', but the tasks are: {', '.join(t.name for t in config.tasks)}")

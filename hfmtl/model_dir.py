@@ -20,6 +20,8 @@ from hfmtl.errors import ModelLoadError
 from hfmtl.model_card import render_model_card
 from hfmtl.modeling import MultiTaskConfig, MultiTaskModel, register_auto_classes
 
+MODEL_DIR = "model"
+"""The folder, inside a run's output_dir, that holds its best model."""
 METRICS_FILE = "eval_results.json"
 RUN_CONFIG_FILE = "run_config.yaml"
 

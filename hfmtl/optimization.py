@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,23 +12,26 @@ from transformers import get_scheduler
 from hfmtl.config import TrainingConfig
 
 
-def build_optimizer(modules: Sequence[nn.Module], training: TrainingConfig, *, is_cuda: bool) -> torch.optim.AdamW:
-    """AdamW over two groups: weight matrices decay; biases, LayerNorm weights and other 1-d tensors (such as
-    learned loss weights) do not."""
+def build_optimizer(
+    model: nn.Module, training: TrainingConfig, *, is_cuda: bool, extra_groups: Sequence[dict[str, Any]] = ()
+) -> torch.optim.AdamW:
+    """AdamW over two groups: weight matrices decay; biases and LayerNorm weights (1-d tensors) do not.
+    `extra_groups` are further parameter groups with settings of their own (e.g. learned loss weights)."""
     decay, no_decay = [], []
-    for parameter in (p for module in modules for p in module.parameters()):
+    for parameter in model.parameters():
         if parameter.requires_grad:
             (decay if parameter.dim() >= 2 else no_decay).append(parameter)
     groups = [
         {"params": decay, "weight_decay": training.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
+        *extra_groups,
     ]
     # The fused kernel is the fastest on GPU; on the CPU the default (foreach) implementation is used.
     return torch.optim.AdamW(groups, lr=training.learning_rate, fused=True if is_cuda else None)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, training: TrainingConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup to the peak learning rate, then linear/cosine decay to 0 (or constant)."""
+    """Linear warmup to the peak learning rate, then linear/cosine decay to 0 (or constant), for every group."""
     name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[training.lr_schedule]
     return get_scheduler(
         name, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.max_steps

@@ -76,20 +76,27 @@ class LogWindow:
     losses: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     tasks: list[str] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
+    examples: int = 0
     tokens: int = 0
     padded_tokens: int = 0
     start: float = field(default_factory=time.perf_counter)
 
     def add(
-        self, tasks: list[str], losses: dict[str, list[float]], grad_norm: float, tokens: int, padded_tokens: int
+        self,
+        tasks: list[str],
+        losses: dict[str, list[float]],
+        grad_norm: float,
+        counts: tuple[int, int, int],
     ) -> None:
-        """One step: its tasks (this process's draws), every process's losses per task, its token counts."""
+        """One step: its tasks (this process's draws), every process's losses per task, and this process's
+        (examples, real tokens, padded tokens)."""
         for task, values in losses.items():
             self.losses[task].extend(values)
         self.grad_norms.append(grad_norm)
         self.tasks.extend(tasks)
-        self.tokens += tokens
-        self.padded_tokens += padded_tokens
+        self.examples += counts[0]
+        self.tokens += counts[1]
+        self.padded_tokens += counts[2]
 
     def summary(self, step: int, learning_rate: float, num_processes: int) -> dict[str, Any]:
         """Mean loss per task (over all processes), throughput, learning rate and the task mix."""
@@ -102,6 +109,7 @@ class LogWindow:
             "learning_rate": learning_rate,
             "grad_norm": sum(self.grad_norms) / len(self.grad_norms) if self.grad_norms else None,
             "tokens_per_second": self.tokens * num_processes / seconds,
+            "examples_per_second": self.examples * num_processes / seconds,
             "padding_efficiency": self.tokens / self.padded_tokens if self.padded_tokens else None,
             "tasks": self.tasks,
         }

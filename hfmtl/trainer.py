@@ -7,7 +7,6 @@ evaluation and checkpoints at their intervals → the best model saved as a load
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import math
 import shutil
@@ -29,21 +28,20 @@ from hfmtl.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from hfmtl.config import RunConfig, SamplingConfig, TrainingConfig, config_to_dict, save_config
+from hfmtl.config import RunConfig, TrainingConfig, config_to_dict, save_config
 from hfmtl.data.collate import Collator
-from hfmtl.data.loading import joint_rows, load_all_tasks, model_rows, tokenize_task
+from hfmtl.data.joint import sampling_units, unit_rows, unit_sampling
+from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.data.sampling import MultiTaskLoader
 from hfmtl.encoder import build_model, load_tokenizer
 from hfmtl.errors import ConfigError, HfmtlError
-from hfmtl.evaluation import EvalSet, evaluate_tasks, make_eval_set
+from hfmtl.evaluation import make_eval_set
 from hfmtl.loss_weighting import build_loss_weighting
-from hfmtl.metrics import aggregate, format_main_metrics
-from hfmtl.model_dir import save_model_dir
+from hfmtl.model_dir import MODEL_DIR, save_model_dir
+from hfmtl.model_selection import ModelSelection
 from hfmtl.modeling import MultiTaskModel
 from hfmtl.optimization import build_optimizer, build_scheduler
 from hfmtl.records import LogWindow, MetricsLog, environment, numeric_leaves, tracker_config
-
-MODEL_DIR = "model"
 
 
 class NonFiniteLossError(HfmtlError):
@@ -86,7 +84,7 @@ def train(
     units = sampling_units(config)
     collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if training.mixed_precision != "no" else None)
     loader = MultiTaskLoader(
-        {unit: _unit_rows(members, splits) for unit, members in units.items()},
+        {unit: unit_rows(members, splits) for unit, members in units.items()},
         collator,
         unit_sampling(config, units),
         batch_size=training.batch_size,
@@ -97,7 +95,12 @@ def train(
         process_index=accelerator.process_index,
     )
     learned = [weighting] if isinstance(weighting, torch.nn.Module) else []  # learned loss weights train too
-    optimizer = build_optimizer([model, *learned], training, is_cuda=accelerator.device.type == "cuda")
+    weight_groups = [
+        {"params": list(module.parameters()), "lr": config.loss_weighting.learning_rate, "weight_decay": 0.0}
+        for module in learned
+    ]
+    is_cuda = accelerator.device.type == "cuda"
+    optimizer = build_optimizer(model, training, is_cuda=is_cuda, extra_groups=weight_groups)
     scheduler = build_scheduler(optimizer, training)
     model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
     weigh = learned[0] if learned else weighting  # what the step calls (DDP-wrapped when learned)
@@ -116,7 +119,7 @@ def train(
         shutil.rmtree(output_dir / MODEL_DIR, ignore_errors=True)
     last_step = _last_step(training.max_steps, stop_at_step, progress.step)
     log = _start_records(accelerator, unwrapped, config, resume_step=progress.step if resume_from else None)
-    evaluate = _Evaluation(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)
+    evaluate = ModelSelection(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)
     bar = tqdm(total=training.max_steps, initial=progress.step, disable=not accelerator.is_local_main_process)
     window, stopped_early, tasks = LogWindow(), False, []
     if eval_sets and training.eval_at_start and progress.step == 0:
@@ -136,7 +139,7 @@ def train(
             optimizer.step()
             scheduler.step()
             weighting.update(by_task)
-            window.add(step.tasks, by_task, norm, step.tokens, step.padded_tokens)
+            window.add(step.tasks, by_task, norm, (step.examples, step.tokens, step.padded_tokens))
         elif training.on_nonfinite_loss == "stop":
             raise _non_finite(by_task, norm, progress.step + 1, output_dir)
         else:
@@ -190,6 +193,7 @@ class _StepResult:
     """The task of each entry of `losses` on one process (a joint micro-batch gives one loss per task)."""
     losses: torch.Tensor
     """(num_processes * len(loss_tasks),) on the device, process-major: every process drew the same units."""
+    examples: int
     tokens: int
     padded_tokens: int
 
@@ -210,9 +214,10 @@ def _forward_backward(
 ) -> _StepResult:
     """Forward and backward every micro-batch of one step; gradients are summed, not yet applied."""
     accumulation = config.training.gradient_accumulation_steps
-    drawn, loss_tasks, losses, tokens, padded = [], [], [], 0, 0
+    drawn, loss_tasks, losses, examples, tokens, padded = [], [], [], 0, 0, 0
     for micro_step in range(accumulation):
         unit, batch = loader.next_batch()
+        examples += batch["attention_mask"].shape[0]
         tokens += int(batch["attention_mask"].sum())  # counted on the host copy: no device sync
         padded += batch["attention_mask"].numel()
         batch = _to_device(batch, accelerator.device)
@@ -228,31 +233,7 @@ def _forward_backward(
         drawn.append(unit)
         loss_tasks += list(task_losses)
         losses += [loss.detach().float() for loss in task_losses.values()]
-    return _StepResult(drawn, loss_tasks, accelerator.gather(torch.stack(losses)), tokens, padded)
-
-
-def sampling_units(config: RunConfig) -> dict[str, list[str]]:
-    """What each draw picks: a task, or a joint group of tasks named `a+b` (in config order)."""
-    grouped = {name: group for group in config.joint_tasks for name in group}
-    units: dict[str, list[str]] = {}
-    for task in config.tasks:
-        group = grouped.get(task.name, (task.name,))
-        units.setdefault("+".join(group), list(group))
-    return units
-
-
-def unit_sampling(config: RunConfig, units: dict[str, list[str]]) -> SamplingConfig:
-    """The sampling config over units: a joint group's fixed weight is the sum of its tasks' weights."""
-    if config.sampling.weights is None:
-        return config.sampling
-    weights = {unit: sum(config.sampling.weights[task] for task in members) for unit, members in units.items()}
-    return dataclasses.replace(config.sampling, weights=weights)
-
-
-def _unit_rows(members: list[str], splits: dict[str, Any]) -> list[dict[str, Any]]:
-    if len(members) == 1:
-        return model_rows(splits[members[0]]["train"])
-    return joint_rows(members, [splits[task]["train"] for task in members])
+    return _StepResult(drawn, loss_tasks, accelerator.gather(torch.stack(losses)), examples, tokens, padded)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -325,40 +306,6 @@ def _say(accelerator: Accelerator, message: str) -> None:
     """Print on the main process without breaking the progress bar."""
     if accelerator.is_local_main_process:
         tqdm.write(message)
-
-
-@dataclass
-class _Evaluation:
-    """Scores every task, logs the scores, keeps the best model folder, and says when to stop early."""
-
-    accelerator: Accelerator
-    model: MultiTaskModel
-    tokenizer: Any
-    sets: dict[str, EvalSet]
-    collator: Collator
-    config: RunConfig
-    log: MetricsLog
-
-    def __call__(self, progress: TrainerState) -> bool:
-        """Evaluate at `progress.step`; True when early stopping says to stop."""
-        training, accelerator = self.config.training, self.accelerator
-        kinds = {task.name: task.kind for task in self.config.tasks}
-        results = evaluate_tasks(self.model, self.sets, self.collator, accelerator, training.eval_batch_size)
-        metrics = {task: result.metrics for task, result in results.items()}
-        score = aggregate(metrics, kinds)
-        self.log.write({"step": progress.step, "eval": metrics, "aggregate": score})
-        accelerator.log(numeric_leaves({"eval": metrics, "eval/aggregate": score}), step=progress.step)
-        _say(accelerator, f"step {progress.step}: aggregate {score:.4f} ({format_main_metrics(metrics, kinds)})")
-        if progress.best_aggregate is None or score > progress.best_aggregate:
-            progress.best_aggregate, progress.best_step, progress.best_metrics = score, progress.step, metrics
-            progress.evaluations_without_improvement = 0
-            if accelerator.is_main_process:
-                best = {"step": progress.step, "aggregate": score, "metrics": metrics}
-                save_model_dir(self.model, self.tokenizer, Path(self.config.output_dir) / MODEL_DIR, self.config, best)
-        else:
-            progress.evaluations_without_improvement += 1
-        patience = training.early_stopping_patience
-        return patience is not None and progress.evaluations_without_improvement >= patience
 
 
 def _non_finite(losses: dict[str, list[float]], grad_norm: float, step: int, output_dir: Path) -> NonFiniteLossError:

@@ -95,9 +95,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/sharing-cpu"))
     parser.add_argument("--runs", type=Path, default=Path("runs/compare-sharing"), help="where the runs go")
     parser.add_argument("--ner-layer", type=int, default=4, help="the layer NER reads in the hierarchical run")
+    parser.add_argument("--only", nargs="*", help="re-run these variants (by name), keeping the others' results")
     args = parser.parse_args()
-    chosen = variants(args.ner_layer)
-    results = [run_variant(args.config, name, overrides, args.steps, args.runs) for name, overrides in chosen.items()]
+    earlier = {}
+    if args.only and args.out.with_suffix(".json").is_file():
+        earlier = {r["name"]: r for r in json.loads(args.out.with_suffix(".json").read_text())["results"]}
+    results = [
+        earlier[name]
+        if args.only and name not in args.only and name in earlier
+        else run_variant(args.config, name, overrides, args.steps, args.runs)
+        for name, overrides in variants(args.ner_layer).items()
+    ]
     meta = {
         "command": f"python scripts/compare_sharing.py --config {args.config} --steps {args.steps} --out {args.out}",
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",

@@ -84,7 +84,7 @@ def test_the_saved_model_loads_and_answers_every_task(smoke_run):
 def test_a_step_on_one_task_leaves_the_other_heads_bit_identical(tiny_config):
     torch.manual_seed(0)
     model = build_model(tiny_config, {"sentiment": ("n", "p"), "ner": ("O", "B-PER", "I-PER"), "intensity": None})
-    optimizer = build_optimizer([model], tiny_config.training, is_cuda=False)
+    optimizer = build_optimizer(model, tiny_config.training, is_cuda=False)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     ids = torch.tensor([[2, 40, 41, 3], [2, 42, 3, 0]])
     loss = model("sentiment", ids, (ids != 0).long(), labels=torch.tensor([1, 0])).loss

@@ -4,7 +4,7 @@ its label set, and tokenize. Everything the user can get wrong is reported with 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,15 +196,4 @@ def model_rows(dataset: Dataset) -> list[dict[str, Any]]:
     ]
 
 
-def joint_rows(tasks: Sequence[str], datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
-    """Rows of tasks that read the same examples, merged: one `input_ids`, a dict of labels (task → label)."""
-    columns = [dataset["input_ids"] for dataset in datasets]
-    if len({len(ids) for ids in columns}) > 1 or any(ids != columns[0] for ids in columns[1:]):
-        raise DataError(
-            f"joint tasks {list(tasks)} do not read the same rows: their training splits differ in length or text"
-        )
-    labels = [dataset["labels"] for dataset in datasets]
-    return [
-        {"input_ids": ids, "labels": {task: task_labels[i] for task, task_labels in zip(tasks, labels, strict=True)}}
-        for i, ids in enumerate(columns[0])
-    ]
+# END
