@@ -80,6 +80,10 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(value, inner, path)
     if origin is Literal:
+        if isinstance(value, bool):
+            # YAML 1.1 reads `no`/`off` as false and `yes`/`on` as true: give a choice field its word back.
+            spellings = ("yes", "on", "true") if value else ("no", "off", "false")
+            value = next((word for word in spellings if word in args), value)
         if value not in args:
             raise ConfigError(f"'{path}' must be one of {', '.join(map(str, args))}; got '{value}'")
         return value

@@ -157,6 +157,40 @@ class PeerPipeline:
         return self.pipe(texts, **self.options)
 
 
+class PlainForward:
+    """The tightest single-task baseline: tokenize, sort by length, batch, forward, argmax; no pipeline."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_length: int, batch_size: int = 64) -> None:
+        self.model, self.tokenizer, self.max_length, self.batch_size = model.eval(), tokenizer, max_length, batch_size
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> list[Any]:
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        answers: list[Any] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+            logits = self.model(**batch.to(self.model.device)).logits
+            for row, index in enumerate(chunk):
+                answers[index] = logits[row].argmax(-1).tolist()
+        return answers
+
+
+def peer_forwards(config: RunConfig, dtype: str) -> list[PlainForward]:
+    """Plain batched forwards of the three single-task models, sorted by length like hfmtl's pipeline."""
+    source = resolve_encoder(config.encoder.name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    models = [
+        AutoModelForSequenceClassification.from_pretrained(source, num_labels=2),
+        AutoModelForTokenClassification.from_pretrained(source, num_labels=9),
+        AutoModelForSequenceClassification.from_pretrained(source, num_labels=1),
+    ]
+    return [PlainForward(m.to(device, torch_dtype), tokenizer, config.encoder.max_length) for m in models]
+
+
 def matmul_peak(dtype: str) -> float:
     """The best GFLOP/s of a 2048 x 2048 matmul over a few tries (the device's practical peak)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -108,3 +108,9 @@ def test_missing_or_invalid_file(tmp_path):
     bad.write_text("encoder: [unclosed")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(bad)
+
+
+def test_yaml_booleans_become_the_word_a_choice_field_expects(tmp_path):
+    raw = {**MINIMAL, "training": {"mixed_precision": False}}  # what YAML makes of `mixed_precision: no`
+    assert load_config(write(tmp_path, raw)).training.mixed_precision == "no"
+    assert load_config(write(tmp_path, MINIMAL), ["training.mixed_precision=no"]).training.mixed_precision == "no"
