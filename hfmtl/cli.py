@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from hfmtl import __version__
 from hfmtl.errors import HfmtlError
 
 
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfmtl", description="Multi-task fine-tuning of Hugging Face encoders.")
+    parser.add_argument("--version", action="version", version=f"hfmtl {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train one model on every task of a config")

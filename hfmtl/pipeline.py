@@ -81,7 +81,7 @@ class MultiTaskPipeline:
         batch = [texts] if is_single else list(texts)
         _check_texts(batch)
         windows = self._windows(batch)
-        per_text: list[list[tuple[_Window, dict[str, torch.Tensor]]]] = [[] for _ in batch]
+        per_text: list[list[tuple[_Window, dict[str, Any]]]] = [[] for _ in batch]
         for window, output in zip(windows, self._run(windows), strict=True):
             per_text[window.text_index].append((window, output))
         answers = [self._answer(text, pairs) for text, pairs in zip(batch, per_text, strict=True)]
@@ -102,13 +102,14 @@ class MultiTaskPipeline:
             for i, (text_index, ids, offsets) in enumerate(rows)
         ]
 
-    def _run(self, windows: list[_Window]) -> list[dict[str, torch.Tensor]]:
-        """Every head's answer-space output per window (probabilities or values), on the CPU.
+    def _run(self, windows: list[_Window]) -> list[dict[str, Any]]:
+        """Every head's answer-space output per window, on the CPU: class probabilities, a value, or each
+        token's (best tag probabilities, best tag ids) as lists.
 
         One encoder pass per batch; windows are sorted by length so that a batch holds similar lengths.
         """
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-        outputs: list[dict[str, torch.Tensor]] = [{} for _ in windows]
+        outputs: list[dict[str, Any]] = [{} for _ in windows]
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             batch = self.collator([{"input_ids": windows[i].input_ids} for i in chunk])
@@ -116,15 +117,20 @@ class MultiTaskPipeline:
                 batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
             )
             for task, values in logits.items():
-                values = values.float()
-                values = values if self.specs[task].kind == "regression" else values.softmax(-1)
+                kind = self.specs[task].kind
+                values = values.float() if kind == "regression" else values.float().softmax(-1)
+                if kind == "token_classification":  # each token's best tag and its probability, read once per batch
+                    scores, tags = values.max(-1)
+                    scores, tags = scores.tolist(), tags.tolist()
                 for row, index in enumerate(chunk):
-                    outputs[index][task] = (
-                        values[row, : len(windows[index].input_ids)].cpu() if values.dim() == 3 else values[row].cpu()
-                    )
+                    length = len(windows[index].input_ids)
+                    if kind == "token_classification":
+                        outputs[index][task] = (scores[row][:length], tags[row][:length])
+                    else:
+                        outputs[index][task] = values[row].cpu()
         return outputs
 
-    def _answer(self, text: str, pairs: list[tuple[_Window, dict[str, torch.Tensor]]]) -> dict[str, Any]:
+    def _answer(self, text: str, pairs: list[tuple[_Window, dict[str, Any]]]) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         for task, spec in self.specs.items():
             per_window = [output[task] for _, output in pairs]
@@ -138,7 +144,7 @@ class MultiTaskPipeline:
 
 
 def _word_tags(
-    pairs: list[tuple[_Window, dict[str, torch.Tensor]]], task: str, labels: Sequence[str]
+    pairs: list[tuple[_Window, dict[str, Any]]], task: str, labels: Sequence[str]
 ) -> list[tuple[int, int, str, float]]:
     """Each word's (start, end, tag, score): the tag read at its first sub-token, from the window where that
     sub-token sits farthest from the window's edges (so it saw the most context)."""
@@ -156,8 +162,8 @@ def _word_tags(
                 continue  # not the word's first sub-token
             centrality = min(position, last - position)
             if word not in best or centrality > best[word][0]:
-                score, tag = output[task][position].max(-1)
-                best[word] = (centrality, labels[int(tag)], float(score))
+                scores, tags = output[task]
+                best[word] = (centrality, labels[tags[position]], scores[position])
     return [(spans[word][0], spans[word][1], tag, score) for word, (_, tag, score) in sorted(best.items())]
 
 

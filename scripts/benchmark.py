@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import transformers
 from benchmark_peers import PeerModel, matmul_peak, peer_forwards, peer_pipelines, train_peer  # scripts/ on sys.path
+from benchmark_table import table
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config import RunConfig, load_config
@@ -61,6 +62,12 @@ def main() -> None:
     )
     work = Path(tempfile.mkdtemp(prefix="hfmtl-benchmark-"))
     results: dict[str, Any] = {"meta": meta(args)}
+    earlier = args.out.with_suffix(".json")
+    if set(args.parts) != {"train", "inference", "quality"} and earlier.is_file():
+        # A partial re-run keeps the other parts' figures, and the table lists every command that made them.
+        previous = json.loads(earlier.read_text())
+        commands = [*previous["meta"]["commands"], results["meta"]["command"]]
+        results = {**previous, "meta": {**results["meta"], "commands": commands}}
     if "train" in args.parts:
         results["train"] = throughput(base, args.steps, args.repeats, work)
     if "inference" in args.parts:
@@ -73,8 +80,10 @@ def main() -> None:
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    command = "python " + " ".join(sys.argv)
     return {
-        "command": "python " + " ".join(sys.argv),
+        "command": command,
+        "commands": [command],
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "device": device,
@@ -126,6 +135,7 @@ def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> dict[st
     }
     layer_parameters = encoder_layer_parameters(base)
     return {
+        "matmul_peak_gflops": matmul_peak(base.training.mixed_precision.replace("no", "fp32")),  # beside its use
         "hfmtl": ours,
         "peer": peer,
         "ratio_tokens_per_second": ours["tokens_per_second"] / peer["tokens_per_second"],
@@ -247,89 +257,6 @@ def timed(work: Any) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
-
-
-def table(results: dict[str, Any]) -> str:
-    meta = results["meta"]
-    lines = [
-        "# hfmtl vs three single-task Trainer fine-tunes",
-        "",
-        f"`{meta['command']}`",
-        "",
-        f"{meta['date']} · {meta['device']} · {meta['dtype']} · batch {meta['batch_size']} · "
-        f"torch {meta['versions']['torch']} · transformers {meta['versions']['transformers']} · "
-        f"measured matmul peak {meta['matmul_peak_gflops']:.0f} GFLOP/s",
-        "",
-    ]
-    lines += ["| figure | hfmtl | single-task peer | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
-    if "train" in results:
-        t = results["train"]
-        flops_share = t["hfmtl_training_gflops"] / meta["matmul_peak_gflops"]
-        lines += [
-            row(
-                "training real tokens/s",
-                t["hfmtl"]["tokens_per_second"],
-                t["peer"]["tokens_per_second"],
-                "≥ 1.3× peer",
-                t["ratio_tokens_per_second"] >= 1.3,
-            ),
-            row("training examples/s", t["hfmtl"]["examples_per_second"], t["peer"]["examples_per_second"], "", None),
-            row(
-                "padding efficiency",
-                t["hfmtl"]["padding_efficiency"],
-                t["peer"]["padding_efficiency"],
-                "≥ 0.90",
-                t["hfmtl"]["padding_efficiency"] >= 0.90,
-                digits=3,
-            ),
-            f"| training GFLOP/s (6 × {t['encoder_layer_parameters'] / 1e6:.2f} M layer params × tokens/s) "
-            f"| {t['hfmtl_training_gflops']:.0f} "
-            f"| {t['peer_training_gflops']:.0f} | {flops_share:.2f} of peak | ≥ 0.5 of peak "
-            f"| {'yes' if flops_share >= 0.5 else 'no'} |",
-        ]
-    if "inference" in results:
-        i = results["inference"]
-        label = f"inference texts/s, all 3 tasks ({i['texts']} texts)"
-        ours, ratio = i["hfmtl_texts_per_second"], i["ratio"]
-        lines.append(
-            row(f"{label}, vs 3 transformers pipelines", ours, i["peer_texts_per_second"], "≥ 2.7× peer", ratio >= 2.7)
-        )
-        plain = i["ratio_to_plain_forwards"]
-        lines.append(
-            row(
-                f"{label}, vs 3 plain sorted forwards",
-                ours,
-                i["plain_forward_texts_per_second"],
-                "≥ 2.7× peer",
-                plain >= 2.7,
-            )
-        )
-    if "quality" in results:
-        q = results["quality"]
-        lines += [
-            "",
-            f"Quality at equal budget: hfmtl {q['steps']} steps ({q['hfmtl_seconds']:.0f} s); "
-            "each peer trained on as many examples of its task.",
-            "",
-            "| task | metric | examples | hfmtl | peer | Δ | peer time (s) | within 1 point |",
-            "|---|---|---:|---:|---:|---:|---:|---|",
-        ]
-        lines += [
-            f"| {r['task']} | {r['metric']} | {r['examples']} | {r['hfmtl']:.4f} | {r['peer']:.4f} "
-            f"| {r['delta']:+.4f} | {r['peer_seconds']:.0f} | {'yes' if r['delta'] >= -0.01 else 'no'} |"
-            for r in q["tasks"]
-        ]
-        met = "yes" if q["mean_relative_change"] >= 0 else "no"
-        lines += [
-            "",
-            f"Mean relative change over tasks: **{100 * q['mean_relative_change']:+.2f}%** (target ≥ 0: {met})",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def row(name: str, ours: float, theirs: float, target: str, met: bool | None, digits: int = 0) -> str:
-    verdict = "" if met is None else ("yes" if met else "no")
-    return f"| {name} | {ours:.{digits}f} | {theirs:.{digits}f} | {ours / theirs:.2f}× | {target} | {verdict} |"
 
 
 if __name__ == "__main__":
