@@ -2,12 +2,14 @@
 any moment leaves every earlier checkpoint intact.
 
 A checkpoint is written into `checkpoint-NNNNNNN.incomplete` and renamed to `checkpoint-NNNNNNN` only once
-complete; a folder without `trainer_state.json` is never resumed from.
+complete, with a manifest (step, every file's size and sha256) written last. Resuming checks the manifest:
+a damaged checkpoint is skipped for the newest intact one, with a warning naming what is wrong.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections.abc import Mapping
@@ -17,11 +19,13 @@ from typing import Any
 
 from accelerate import Accelerator
 
-from hfmtl.atomic import write_json_atomic
+from hfmtl.atomic import file_sha256, write_json_atomic
 from hfmtl.errors import ConfigError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+MANIFEST = "manifest.json"
+logger = logging.getLogger(__name__)
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 # Keys that may change between a run and its resumption: they do not change what the model learns.
@@ -72,6 +76,7 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_json_atomic(partial / STATE_FILE, {**asdict(state), "loader": dict(loader_state), **identity})
+        write_json_atomic(partial / MANIFEST, {"step": state.step, "files": file_digests(partial)})
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         _remove_old(output_dir, keep_last)
@@ -88,18 +93,48 @@ def resolve_resume(output_dir: Path, resume: str | None, overwrite: bool) -> Pat
                 "it, --overwrite to start again there, or --set output_dir=... for a new folder"
             )
         return None
-    path = find_latest_checkpoint(output_dir) if resume == "latest" else Path(resume)
+    if resume != "latest":
+        path = Path(resume)
+        if not path.is_dir():
+            raise ConfigError(f"--resume: checkpoint '{path}' does not exist")
+        problem = checkpoint_problem(path)
+        if problem:
+            raise ConfigError(f"--resume: checkpoint '{path}' is damaged: {problem}")
+        return path
+    path = find_latest_checkpoint(output_dir)
     if path is None:
-        raise ConfigError(f"--resume: no complete checkpoint in '{output_dir / CHECKPOINTS}'")
-    if not path.is_dir():
-        raise ConfigError(f"--resume: checkpoint '{path}' does not exist")
+        raise ConfigError(f"--resume: no intact checkpoint in '{output_dir / CHECKPOINTS}'")
     return path
 
 
 def find_latest_checkpoint(output_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step, if any."""
-    complete = [path for path in _checkpoints(output_dir) if (path / STATE_FILE).is_file()]
-    return complete[-1] if complete else None
+    """The intact checkpoint with the highest step, if any; damaged newer ones are skipped with a warning."""
+    for path in reversed(_checkpoints(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        logger.warning("skipping damaged checkpoint %s: %s", path, problem)
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What is wrong with a checkpoint folder (missing manifest, missing, resized or altered file), or None."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        return f"no {MANIFEST} (it was not completely written)"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return f"{MANIFEST} is not valid JSON"
+    for name, expected in manifest["files"].items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, the manifest says {expected['bytes']}"
+        if file_sha256(file) != expected["sha256"]:
+            return f"{name} does not match its sha256 in the manifest"
+    return None
 
 
 def load_checkpoint(
@@ -131,6 +166,12 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
         for key in sorted(set(flat_saved) | set(flat_current))
         if flat_saved.get(key) != flat_current.get(key) and not key.startswith(RESUMABLE_CHANGES)
     ]
+
+
+def file_digests(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file under `folder` (the manifest excepted), by relative path."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files}
 
 
 def has_checkpoints(output_dir: Path) -> bool:

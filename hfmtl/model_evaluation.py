@@ -4,7 +4,6 @@ task) and write the report, with the identity of the model and of every data fil
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from hfmtl.atomic import file_sha256
 from hfmtl.config import DataConfig, RunConfig, TaskConfig, config_from_dict, config_to_dict, load_config
 from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_split, tokenize_split
@@ -56,7 +56,11 @@ def evaluate_model_dir(
         examples, where = load_split(task, source, data_dir, specs[name].labels)
         tokenized = tokenize_split(task, split, examples, loaded.tokenizer, max_length)
         sets[name] = make_eval_set(name, tokenized)
-        data_identity[name] = {"source": where, "sha256": _sha256(Path(where)), "examples": len(examples)}
+        data_identity[name] = {
+            "source": where,
+            "sha256": file_sha256(where) if Path(where).is_file() else None,
+            "examples": len(examples),
+        }
     collator = Collator(loaded.tokenizer.pad_token_id)
     results = evaluate_tasks(model, sets, collator, accelerator, batch_size)
 
@@ -64,7 +68,7 @@ def evaluate_model_dir(
     identity = {
         "model": {
             "path": str(loaded.path),
-            "sha256": _sha256(loaded.path / "model.safetensors"),
+            "sha256": file_sha256(loaded.path / "model.safetensors"),
             "encoder": model.config.encoder_name_or_path,
         },
         "split": split if not data else "given files" if set(data) == set(sets) else f"{split} and given files",
@@ -147,14 +151,3 @@ def _baseline(path: str | Path) -> dict[str, Any]:
     if not isinstance(baseline, dict) or "tasks" not in baseline:
         raise DataError(f"--baseline {path}: not an hfmtl report.json (no 'tasks')")
     return {**baseline, "source": str(path)}
-
-
-def _sha256(path: Path) -> str | None:
-    """The file's sha256, or None for sources that are not local files (Hub datasets)."""
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

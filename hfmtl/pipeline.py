@@ -8,6 +8,7 @@ Batches are formed from windows sorted by length, so there is little padding.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class MultiTaskPipeline:
         self.device = device
         self.specs = {spec.name: spec for spec in model.config.task_specs}
         self.collator = Collator(tokenizer.pad_token_id)
+        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -88,14 +90,15 @@ class MultiTaskPipeline:
         return answers[0] if is_single else answers
 
     def _windows(self, texts: list[str]) -> list[_Window]:
-        encoded = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.max_length,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
+        with self._tokenizer_lock:  # a fast tokenizer sets its truncation state per call: one call at a time
+            encoded = self.tokenizer(
+                texts,
+                truncation=True,
+                max_length=self.max_length,
+                stride=self.stride,
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+            )
         rows = zip(encoded["overflow_to_sample_mapping"], encoded["input_ids"], encoded["offset_mapping"], strict=True)
         return [
             _Window(text_index, ids, encoded.word_ids(i), [tuple(pair) for pair in offsets])

@@ -141,3 +141,15 @@ def test_a_model_folder_without_weights_or_config(trained, tmp_path):
     (folder / "config.json").unlink()
     with pytest.raises(ModelLoadError, match="is not a model folder: it has no config.json"):
         MultiTaskPipeline.from_pretrained(folder)
+
+
+def test_concurrent_calls_from_several_threads_give_the_serial_answers(pipeline):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"{text} ({i})" for i, text in enumerate(TEXTS * 4)]
+    serial = [pipeline(text) for text in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(pipeline, texts))
+    for alone, together in zip(serial, concurrent, strict=True):
+        assert alone["sentiment"] == together["sentiment"] and alone["ner"] == together["ner"]
+        assert alone["intensity"] == pytest.approx(together["intensity"], abs=1e-6)

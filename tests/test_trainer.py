@@ -136,6 +136,10 @@ def test_resume_refuses_another_process_count_or_task_order(tmp_path):
     state_file = tmp_path / "run" / "checkpoints" / "checkpoint-0000020" / "trainer_state.json"
     state = json.loads(state_file.read_text())
     state_file.write_text(json.dumps({**state, "num_processes": 2, "task_order": ["ner", "sentiment", "intensity"]}))
+    from hfmtl.checkpoint import MANIFEST, file_digests  # re-sign the edit, or it reads as damage
+
+    folder = state_file.parent
+    (folder / MANIFEST).write_text(json.dumps({"step": 20, "files": file_digests(folder)}))
     with pytest.raises(
         ConfigError, match=r"task_order: \['ner', 'sentiment', 'intensity'\] -> .*num_processes: 2 -> 1"
     ):
@@ -263,3 +267,23 @@ def test_a_tracker_that_is_not_installed_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real_find_spec(name))
     with pytest.raises(ConfigError, match=r"'training.report_to' lists wandb, which is not installed"):
         train(tiny(tmp_path, "training.report_to=[wandb]"))
+
+
+def test_a_damaged_checkpoint_is_detected_and_resume_falls_back_to_an_intact_one(tmp_path, caplog):
+    config = tiny(tmp_path, *SHORT, "training.save_every=10", "training.keep_last=3")
+    train(config, stop_at_step=30)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    manifest = json.loads((checkpoints / "checkpoint-0000030" / "manifest.json").read_text())
+    assert manifest["step"] == 30 and {"model.safetensors", "optimizer.bin", "trainer_state.json"} <= set(
+        manifest["files"]
+    )
+    damaged = checkpoints / "checkpoint-0000030" / "optimizer.bin"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # a disk that filled up, a copy cut short
+    with pytest.raises(
+        ConfigError, match=r"checkpoint-0000030' is damaged: optimizer.bin has 100 bytes, the manifest"
+    ):
+        train(config, resume=str(checkpoints / "checkpoint-0000030"))
+    with caplog.at_level("WARNING"):
+        result = train(config, resume="latest")
+    assert "skipping damaged checkpoint" in caplog.text and "checkpoint-0000030" in caplog.text
+    assert result.step == 40 and len(result.tasks) == 20  # resumed from step 20, the newest intact one

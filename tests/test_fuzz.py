@@ -1,0 +1,99 @@
+"""Property-based tests: whatever text comes in, the pipeline answers or refuses cleanly, and entity offsets
+always name the text they cover; malformed data files load cleanly or fail with a DataError, never partly."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.data.loading import load_task_data
+from hfmtl.errors import DataError, InputError
+from hfmtl.pipeline import MultiTaskPipeline
+
+# Letters of several scripts, digits, punctuation, emoji, combining marks, control and odd space characters.
+ALPHABET = st.characters(
+    codec="utf-8", categories=("L", "M", "N", "P", "S", "Z", "Cc"), exclude_characters="\x00"
+) | st.sampled_from(list("  \t\n\u200b\u00a0🙂👍🏽é̃Ωжح中"))
+TEXTS = st.text(alphabet=ALPHABET, max_size=120) | st.text(alphabet=ALPHABET, min_size=400, max_size=900)
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def pipeline(trained):
+    return MultiTaskPipeline.from_pretrained(trained / "model", batch_size=8)
+
+
+@FUZZ
+@given(text=TEXTS)
+def test_any_text_is_answered_or_refused_and_offsets_slice_it(pipeline, text):
+    if not text.strip():
+        with pytest.raises(InputError):
+            pipeline(text)
+        return
+    answer = pipeline(text)
+    assert answer["sentiment"]["label"] in ("negative", "positive")
+    assert answer["intensity"] == answer["intensity"]  # not NaN
+    previous_end = 0
+    for entity in answer["ner"]:
+        assert previous_end <= entity["start"] < entity["end"] <= len(text)
+        assert text[entity["start"] : entity["end"]] == entity["word"]
+        previous_end = entity["end"]
+
+
+GOOD_ROW = {"text": "a fine film", "label": "positive"}
+BAD_ROWS = st.one_of(
+    st.just("{not json"),
+    st.just("[1, 2]"),
+    st.just(json.dumps({"text": "no label"})),
+    st.just(json.dumps({"label": "positive"})),
+    st.just(json.dumps({"text": 42, "label": "positive"})),
+    st.just(json.dumps({"text": "   ", "label": "negative"})),
+    st.just(json.dumps({"text": "x", "label": "neutral"})),
+    st.just(json.dumps({"text": "x", "label": None})),
+    st.text(alphabet=ALPHABET, min_size=1, max_size=30).filter(lambda s: s.strip() and "\n" not in s),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.one_of(st.just(json.dumps(GOOD_ROW)), BAD_ROWS), min_size=1, max_size=12))
+def test_malformed_json_lines_load_cleanly_or_fail_whole(tmp_path_factory, rows):
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "train.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    task = TaskConfig(name="s", kind="classification", data=DataConfig("train.jsonl"), labels=("negative", "positive"))
+    good = sum(row == json.dumps(GOOD_ROW) for row in rows)
+    try:
+        data = load_task_data(task, folder)
+    except DataError as error:
+        assert "train.jsonl" in str(error)  # the message names the file
+        assert good < len(rows)  # only files with a bad row fail
+        return
+    assert len(data.splits["train"]) == good == len(rows)  # never a partial load
+
+
+CONLL_LINES = st.one_of(
+    st.sampled_from(["Peter B-PER", "Blackburn I-PER", "visited O", "Paris B-LOC", "", "-DOCSTART- O"]),
+    st.sampled_from(["bad", "a b c", "x B-FOO", "   "]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(CONLL_LINES, min_size=1, max_size=15))
+def test_malformed_conll_files_load_cleanly_or_fail_whole(tmp_path_factory, lines):
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = TaskConfig(
+        name="ner",
+        kind="token_classification",
+        data=DataConfig("train.txt"),
+        label_column="ner_tags",
+        labels=("O", "B-PER", "I-PER", "B-LOC", "I-LOC"),
+    )
+    words = [line for line in lines if line.strip() and not line.startswith("-DOCSTART-")]
+    try:
+        data = load_task_data(task, folder)
+    except DataError as error:
+        assert "train.txt" in str(error) or "has no rows" in str(error)
+        return
+    assert sum(len(tags) for tags in data.splits["train"]["tags"]) == len(words)  # every word, none dropped
