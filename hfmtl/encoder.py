@@ -55,7 +55,7 @@ def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None])
     """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config."""
     specs = [TaskSpec(task.name, task.kind, labels[task.name], task.pooling, task.layer) for task in config.tasks]
     source = resolve_encoder(config.encoder.name_or_path)
-    _check_layers(config, source)
+    check_layers(config, source)
     try:
         model = MultiTaskModel.from_encoder(
             source,
@@ -71,9 +71,10 @@ def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None])
     return model
 
 
-def _check_layers(config: RunConfig, source: str) -> None:
-    """Layer numbers in the config must exist in the encoder (before anything is built from them)."""
+def check_layers(config: RunConfig, source: str | None = None) -> None:
+    """Layer numbers in the config must exist in the encoder (checked before any data is read)."""
     encoder = config.encoder
+    source = source or resolve_encoder(encoder.name_or_path)
     settings = AutoConfig.from_pretrained(
         source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
     )

@@ -33,7 +33,7 @@ from hfmtl.data.collate import Collator
 from hfmtl.data.joint import sampling_units, unit_rows, unit_sampling
 from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.data.sampling import MultiTaskLoader
-from hfmtl.encoder import build_model, load_tokenizer
+from hfmtl.encoder import build_model, check_layers, load_tokenizer
 from hfmtl.errors import ConfigError, HfmtlError
 from hfmtl.evaluation import make_eval_set
 from hfmtl.loss_weighting import build_loss_weighting
@@ -75,6 +75,7 @@ def train(
     set_seed(config.seed)
 
     tokenizer = load_tokenizer(config.encoder)
+    check_layers(config)
     with accelerator.main_process_first():
         data = load_all_tasks(config)
         splits = {name: tokenize_task(d, tokenizer, config.encoder.max_length) for name, d in data.items()}
