@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     predict.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype for inference")
+    predict.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also read weights from a pytorch_model.bin (pickle) if there is no safetensors; trusted folders only",
+    )
     predict.add_argument("--debug", action="store_true", help="show full tracebacks")
     predict.set_defaults(command=_predict)
 
@@ -169,6 +174,7 @@ def _predict(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         device=args.device,
         dtype=args.dtype,
+        allow_pickle=args.allow_pickle,
     )
 
 

@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from hfmtl.config import EncoderConfig, RunConfig
 from hfmtl.errors import ConfigError, ModelLoadError
@@ -75,9 +75,7 @@ def check_layers(config: RunConfig, source: str | None = None) -> None:
     """Layer numbers in the config must exist in the encoder (checked before any data is read)."""
     encoder = config.encoder
     source = source or resolve_encoder(encoder.name_or_path)
-    settings = AutoConfig.from_pretrained(
-        source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
-    )
+    settings = _encoder_settings(encoder, source)
     layers = settings.num_hidden_layers
     for task in config.tasks:
         if task.layer is not None and task.layer > layers:
@@ -92,15 +90,23 @@ def check_layers(config: RunConfig, source: str | None = None) -> None:
 
 def _check_max_length(encoder: EncoderConfig, source: str, tokenizer: PreTrainedTokenizerBase) -> None:
     """Refuse a max_length beyond the encoder's position embeddings (it would fail deep inside the model)."""
-    settings = AutoConfig.from_pretrained(
-        source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
-    )
+    settings = _encoder_settings(encoder, source)
     limits = [getattr(settings, "max_position_embeddings", None), tokenizer.model_max_length]
     limit = min((value for value in limits if isinstance(value, int) and value < 1_000_000), default=None)
     if limit is not None and encoder.max_length > limit:
         raise ConfigError(
             f"'encoder.max_length' is {encoder.max_length}, but '{encoder.name_or_path}' takes at most {limit} tokens"
         )
+
+
+def _encoder_settings(encoder: EncoderConfig, source: str) -> PretrainedConfig:
+    """The encoder's config; custom code shipped with it runs only when `trust_remote_code` is set."""
+    try:
+        return AutoConfig.from_pretrained(
+            source, revision=encoder.revision, trust_remote_code=encoder.trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(_load_failure("config", encoder.name_or_path, error)) from None
 
 
 def _package_model_path(module_name: str) -> Path:
@@ -126,6 +132,11 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _load_failure(what: str, name: str, error: Exception) -> str:
+    if "trust_remote_code" in str(error):
+        return (
+            f"'{name}' comes with its own modelling code, which hfmtl does not run unless the config sets "
+            "encoder.trust_remote_code: true (only for code you have read and trust)"
+        )
     return (
         f"could not load the {what} of '{name}': {error}. A Hub id needs network access; offline, name a local "
         f"folder or an installed model package (package:<module>)"

@@ -59,18 +59,23 @@ class LoadedModel:
     run_config: RunConfig | None
 
 
-def load_model_dir(path: str | Path) -> LoadedModel:
-    """Open an hfmtl model folder, with clear errors for folders that are not one."""
+def load_model_dir(path: str | Path, *, allow_pickle: bool = False) -> LoadedModel:
+    """Open an hfmtl model folder, with clear errors for folders that are not one.
+
+    Weights load from safetensors only; `allow_pickle` (an explicit opt-in, for folders you trust) also
+    accepts a pytorch_model.bin, read with torch's weights-only unpickler.
+    """
     path = Path(path)
-    check_model_dir(path)
+    check_model_dir(path, allow_pickle=allow_pickle)
     register_auto_classes()  # so that AutoTokenizer, which reads config.json, knows the "hfmtl" model type
-    model = MultiTaskModel.from_pretrained(path).eval()
+    is_pickle = not (path / "model.safetensors").is_file()
+    model = MultiTaskModel.from_pretrained(path, use_safetensors=not is_pickle).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
     return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)
 
 
-def check_model_dir(path: Path) -> None:
+def check_model_dir(path: Path, *, allow_pickle: bool = False) -> None:
     """Raise a clear error unless `path` is an hfmtl model folder with safetensors weights."""
     if not path.is_dir():
         raise ModelLoadError(f"model folder '{path}' does not exist")
@@ -84,6 +89,8 @@ def check_model_dir(path: Path) -> None:
     if model_type != MultiTaskConfig.model_type:
         raise ModelLoadError(f"'{path}' holds a '{model_type}' model, not an hfmtl multi-task model")
     if not (path / "model.safetensors").is_file():
+        if allow_pickle and (path / "pytorch_model.bin").is_file():
+            return
         raise ModelLoadError(f"'{path}' has no model.safetensors (hfmtl loads weights only from safetensors)")
 
 

@@ -63,15 +63,18 @@ class MultiTaskPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, model_dir_or_repo: str | Path, *, revision: str | None = None, **options: Any
+        cls, model_dir_or_repo: str | Path, *, revision: str | None = None, allow_pickle: bool = False, **options: Any
     ) -> MultiTaskPipeline:
-        """From a model folder, or a Hub repo id (downloaded once, then read from the local cache)."""
+        """From a model folder, or a Hub repo id (downloaded once, then read from the local cache).
+
+        `allow_pickle` also accepts a folder whose weights are only a pytorch_model.bin: opt in for trusted ones.
+        """
         path = Path(model_dir_or_repo)
         if not path.exists() and "/" in str(model_dir_or_repo) and not str(model_dir_or_repo).startswith((".", "/")):
             from hfmtl.hub import download_model
 
             path = download_model(str(model_dir_or_repo), revision=revision)
-        loaded = load_model_dir(path)
+        loaded = load_model_dir(path, allow_pickle=allow_pickle)
         if loaded.run_config is not None:  # read texts the way the model was trained to
             options.setdefault("max_length", loaded.run_config.encoder.max_length)
         return cls(loaded.model, loaded.tokenizer, **options)

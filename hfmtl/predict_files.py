@@ -27,6 +27,7 @@ def predict_to_stream(
     batch_size: int = 32,
     device: str | None = None,
     dtype: str | None = None,
+    allow_pickle: bool = False,
 ) -> int:
     """Predict on `texts` and/or the texts of `input_path`; write JSON lines to `output_path` or stdout.
 
@@ -35,7 +36,7 @@ def predict_to_stream(
     if not texts and input_path is None:
         raise InputError("nothing to predict on: give texts as arguments or a file with --input")
     pipeline = MultiTaskPipeline.from_pretrained(
-        model, batch_size=batch_size, device=device, dtype=DTYPES[dtype] if dtype else None
+        model, batch_size=batch_size, device=device, dtype=DTYPES[dtype] if dtype else None, allow_pickle=allow_pickle
     )
     items = list(texts) + (list(read_texts(Path(input_path), text_field)) if input_path else [])
     output: TextIO = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout  # noqa: SIM115

@@ -51,3 +51,33 @@ def test_the_real_minilm_package_loads_offline():
     great, awful = states[:, 0]
     assert states.shape[-1] == 384 and torch.isfinite(states).all()
     assert torch.cosine_similarity(great, awful, dim=0) < 0.999  # real weights tell the sentences apart
+
+
+def test_an_encoder_s_own_code_never_runs_unless_asked(tmp_path, tiny_config):
+    import dataclasses
+    import json
+    import shutil
+
+    from hfmtl.encoder import build_model
+
+    folder = tmp_path / "encoder"
+    shutil.copytree("tests/assets/tiny/encoder", folder)
+    marker = tmp_path / "the-code-ran"
+    (folder / "custom.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+        "from transformers import BertConfig as CustomConfig, BertModel as CustomModel\n"
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config.update(
+        model_type="custom-bert", auto_map={"AutoConfig": "custom.CustomConfig", "AutoModel": "custom.CustomModel"}
+    )
+    (folder / "config.json").write_text(json.dumps(config))
+    encoder = dataclasses.replace(tiny_config.encoder, name_or_path=str(folder))
+    with pytest.raises(ModelLoadError, match="comes with its own modelling code, which hfmtl does not run unless"):
+        load_tokenizer(encoder)
+    with pytest.raises(ModelLoadError, match="encoder.trust_remote_code: true"):
+        build_model(
+            dataclasses.replace(tiny_config, encoder=encoder),
+            {"sentiment": ("a", "b"), "ner": ("O", "B"), "intensity": None},
+        )
+    assert not marker.exists()

@@ -153,3 +153,22 @@ def test_concurrent_calls_from_several_threads_give_the_serial_answers(pipeline)
     for alone, together in zip(serial, concurrent, strict=True):
         assert alone["sentiment"] == together["sentiment"] and alone["ner"] == together["ner"]
         assert alone["intensity"] == pytest.approx(together["intensity"], abs=1e-6)
+
+
+def test_a_pickle_only_folder_loads_only_with_the_explicit_flag(trained, tmp_path):
+    import shutil
+
+    import torch as torch_module
+    from safetensors.torch import load_file
+
+    from hfmtl.errors import ModelLoadError
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained / "model", folder)
+    weights = load_file(folder / "model.safetensors")
+    torch_module.save(weights, folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="has no model.safetensors"):
+        MultiTaskPipeline.from_pretrained(folder)
+    opted_in = MultiTaskPipeline.from_pretrained(folder, allow_pickle=True)
+    assert opted_in(TEXTS) == MultiTaskPipeline.from_pretrained(trained / "model")(TEXTS)

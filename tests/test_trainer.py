@@ -287,3 +287,27 @@ def test_a_damaged_checkpoint_is_detected_and_resume_falls_back_to_an_intact_one
         result = train(config, resume="latest")
     assert "skipping damaged checkpoint" in caplog.text and "checkpoint-0000030" in caplog.text
     assert result.step == 40 and len(result.tasks) == 20  # resumed from step 20, the newest intact one
+
+
+def test_a_non_finite_loss_after_a_checkpoint_leaves_that_checkpoint_intact(tmp_path):
+    from hfmtl.checkpoint import checkpoint_problem, find_latest_checkpoint
+
+    data = overflowing_intensity(tmp_path)
+    config = tiny(
+        tmp_path,
+        *SHORT,
+        f"data_dir={data}",
+        "tasks.intensity.data.train=huge.jsonl",
+        "training.save_every=1",
+        "sampling.strategy=fixed",
+        "sampling.weights={sentiment: 1, ner: 1, intensity: 0.1}",  # the overflowing task comes a few steps in
+    )
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"at step (\d+); stopped before the optimizer used it, the last checkpoint .* is intact",
+    ):
+        train(config)
+    latest = find_latest_checkpoint(tmp_path / "run")
+    assert latest is not None and checkpoint_problem(latest) is None
+    weights = load_file(latest / "model.safetensors")
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
