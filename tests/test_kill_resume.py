@@ -25,11 +25,16 @@ def command(output_dir: Path, resume: bool) -> list[str]:
     return args + [f"--set={s}" for s in SETTINGS] + (["--resume"] if resume else [])
 
 
-def complete_checkpoints(output_dir: Path) -> list[Path]:
-    folder = output_dir / "checkpoints"
-    return (
-        sorted(p for p in folder.glob("checkpoint-*") if not p.name.endswith(".incomplete")) if folder.is_dir() else []
-    )
+def listing(folder: Path) -> list[str]:
+    """The names in `folder`; empty while it does not exist (a fresh run removes and recreates it)."""
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+
+
+def complete_checkpoints(output_dir: Path) -> list[str]:
+    return [name for name in listing(output_dir / "checkpoints") if not name.endswith(".incomplete")]
 
 
 def kill_when(process: subprocess.Popen, output_dir: Path, moment: str, rng: random.Random) -> str | None:
@@ -40,11 +45,11 @@ def kill_when(process: subprocess.Popen, output_dir: Path, moment: str, rng: ran
     target = seen + rng.randint(1, 3)
     while process.poll() is None:
         folder = output_dir / "checkpoints"
-        writing = folder.is_dir() and any(p.name.endswith(".incomplete") for p in folder.iterdir())
+        writing = any(name.endswith(".incomplete") for name in listing(folder))
         if moment == "writing" and writing and len(complete_checkpoints(output_dir)) >= target - 1:
             process.send_signal(signal.SIGKILL)
             process.wait()
-            left_behind = any(p.name.endswith(".incomplete") for p in folder.iterdir())
+            left_behind = any(name.endswith(".incomplete") for name in listing(folder))
             return "writing" if left_behind else "just after writing"
         if moment == "random" and len(complete_checkpoints(output_dir)) >= target:
             time.sleep(rng.uniform(0, 0.05))
