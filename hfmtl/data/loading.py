@@ -20,12 +20,11 @@ from hfmtl.tasks import TASK_KINDS
 
 @dataclass(frozen=True)
 class TaskData:
-    """One task's checked examples per split, its label names (None for regression) and their sources."""
+    """One task's checked examples per split and its label names (None for regression)."""
 
     task: TaskConfig
     labels: tuple[str, ...] | None
     splits: dict[str, Dataset]
-    sources: dict[str, str]
 
 
 def load_all_tasks(
@@ -44,22 +43,23 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
     labels = labels if labels is not None else task.labels
     split_names = {"train": task.data.train, "validation": task.data.validation}
     limits = {"train": task.data.max_train_rows, "validation": task.data.max_validation_rows}
-    rows, sources, declared_names = {}, {}, {}
+    rows, declared_names = {}, {}
     for split, name in split_names.items():
         if name is None:
             continue
-        sources[split] = _source(task.data, name, data_dir)
         split_rows, class_names = _rows(task.data, name, data_dir)
         rows[split] = list(itertools.islice(split_rows, limits[split]))
         if not rows[split]:
-            raise DataError(f"{sources[split]}: the {split} split of task '{task.name}' has no rows")
+            raise DataError(
+                f"{_source(task.data, name, data_dir)}: the {split} split of task '{task.name}' has no rows"
+            )
         declared_names = declared_names or class_names
     if kind.HAS_LABEL_SET and labels is None:
         # A Hub dataset's ClassLabel names are the full label set, even labels the rows happen not to use.
         hub_names = declared_names.get(task.label_column)
         labels = tuple(hub_names) if hub_names else _infer_labels(task, rows["train"])
     splits = {split: _examples(task, split_rows, labels) for split, split_rows in rows.items()}
-    return TaskData(task=task, labels=labels if kind.HAS_LABEL_SET else None, splits=splits, sources=sources)
+    return TaskData(task=task, labels=labels if kind.HAS_LABEL_SET else None, splits=splits)
 
 
 def load_split(
