@@ -52,6 +52,8 @@ class TrainerState:
     evaluations_without_improvement: int = 0
     loss_weighting: dict[str, Any] = field(default_factory=dict)
     """The state of a loss weighting that is not a module (DWA); learned weights are saved as a model."""
+    train_seconds: float = 0.0
+    """Time spent in training steps so far, evaluation and checkpoint writing excluded (across resumes)."""
 
 
 def save_checkpoint(

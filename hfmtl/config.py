@@ -137,8 +137,10 @@ class TrainingConfig:
     """Clip the global gradient norm to this value; null disables clipping."""
     gradient_accumulation_steps: int = 1
     """Batches whose gradients are summed before each optimizer update."""
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    """Autocast precision. fp16 is refused on the CPU (it is ~19x slower there); bf16 only where supported."""
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    """Autocast precision. auto: bf16 where the device runs it natively (a CUDA GPU with bf16, or a CPU with
+    AVX-512 BF16/AMX kernels), else no (fp32); the run config records what it resolved to. fp16 is refused on
+    the CPU (it is ~19x slower there); bf16 only where supported."""
     group_by_length: bool = True
     """Batch examples of similar length together (less padding, faster), still in random order."""
     eval_every: int = 500

@@ -2,8 +2,10 @@
 
 - static: each task's configured `loss_weight`.
 - uncertainty (Kendall, Gal and Cipolla, 2018): one learned log-variance s_t per task; a loss L_t counts as
-  exp(-s_t) * L_t + s_t, so a noisy task (large s_t) is down-weighted, and the + s_t term keeps s_t from
-  growing without bound. (The simple form used by most implementations, the same for every task kind.)
+  w_t * (exp(-s_t) * L_t + s_t), so a noisy task (large s_t) is down-weighted, and the + s_t term keeps s_t
+  from growing without bound. (The simple form used by most implementations, the same for every task kind.)
+  The static weight w_t multiplies the whole term: at the optimum exp(-s_t) = 1 / L_t whatever w_t is, so the
+  effective weight w_t * exp(-s_t) keeps the ratio of the static weights (inside, w_t would cancel out).
 - dwa, dynamic weight average (Liu, Johns and Davison, 2019): every `window` steps, each task's weight
   becomes K * softmax(r_t / T), with r_t its mean loss over the last window divided by the window before:
   a task whose loss stopped falling gets more weight.
@@ -25,6 +27,9 @@ from hfmtl.config import RunConfig
 class StaticWeighting:
     """loss_t * w_t with fixed weights."""
 
+    window: int | None = None
+    """Steps between `update` calls that can change the weights (None: never; the loop then reads no losses)."""
+
     def __init__(self, static: Mapping[str, float]) -> None:
         self.static = dict(static)
 
@@ -45,7 +50,10 @@ class StaticWeighting:
 
 
 class UncertaintyWeighting(nn.Module):
-    """exp(-s_t) * w_t * loss_t + s_t, with one learned s_t = log(sigma_t^2) per task (starting at 0)."""
+    """w_t * (exp(-s_t) * loss_t + s_t), with one learned s_t = log(sigma_t^2) per task (starting at 0)."""
+
+    window: int | None = None
+    """The weights learn through the optimizer: `update` has nothing to do."""
 
     def __init__(self, static: Mapping[str, float]) -> None:
         super().__init__()
@@ -55,7 +63,7 @@ class UncertaintyWeighting(nn.Module):
 
     def forward(self, task: str, loss: torch.Tensor) -> torch.Tensor:
         log_variance = self.log_variances[self.task_names.index(task)]
-        return torch.exp(-log_variance) * loss * self.static[task] + log_variance
+        return self.static[task] * (torch.exp(-log_variance) * loss + log_variance)
 
     def update(self, losses: Mapping[str, list[float]]) -> None:
         """The weights learn through the optimizer, not from here."""
@@ -72,7 +80,8 @@ class DynamicWeightAverage:
     def __init__(self, static: Mapping[str, float], temperature: float, window: int) -> None:
         self.static = dict(static)
         self.temperature = temperature
-        self.window = window
+        self.window: int | None = window
+        """The loop hands over every step's losses at least every `window` steps, before the next step."""
         self.dynamic = {task: 1.0 for task in static}
         self.history: list[dict[str, float]] = []  # mean loss per task of the last two complete windows
         self.sums = {task: 0.0 for task in static}

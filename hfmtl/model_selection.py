@@ -39,7 +39,8 @@ class ModelSelection:
         results = evaluate_tasks(self.model, self.sets, self.collator, accelerator, training.eval_batch_size)
         metrics = {task: result.metrics for task, result in results.items()}
         score = aggregate(metrics, kinds)
-        self.log.write({"step": progress.step, "eval": metrics, "aggregate": score})
+        record = {"step": progress.step, "eval": metrics, "aggregate": score, "train_seconds": progress.train_seconds}
+        self.log.write(record)
         accelerator.log(numeric_leaves({"eval": metrics, "eval/aggregate": score}), step=progress.step)
         if accelerator.is_local_main_process:
             tqdm.write(f"step {progress.step}: aggregate {score:.4f} ({format_main_metrics(metrics, kinds)})")

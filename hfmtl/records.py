@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from hfmtl.atomic import write_text_atomic
 from hfmtl.config import RunConfig, config_to_dict
+
+if TYPE_CHECKING:
+    from hfmtl.train_step import ReadStep
 
 
 def environment(seed: int, device: str, num_processes: int, mixed_precision: str) -> dict[str, Any]:
@@ -69,40 +73,58 @@ class MetricsLog:
         return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+class TrainClock:
+    """Seconds spent training, with evaluation and checkpoint writing left out (`with clock.paused(): ...`),
+    like the Trainer's `train_runtime` of a run that does not evaluate. Starts from a resumed run's total."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.total = seconds
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.total + time.perf_counter() - self.started
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self.total = self.seconds()
+        try:
+            yield
+        finally:
+            self.started = time.perf_counter()
+
+
 @dataclass
 class LogWindow:
-    """Losses, tokens and tasks since the last log record."""
+    """Losses, tokens and tasks since the last log record; `start` is the TrainClock's reading then."""
 
+    start: float
     losses: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     tasks: list[str] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
+    regularizers: list[float] = field(default_factory=list)
     examples: int = 0
     tokens: int = 0
     padded_tokens: int = 0
-    start: float = field(default_factory=time.perf_counter)
 
-    def add(
-        self,
-        tasks: list[str],
-        losses: dict[str, list[float]],
-        grad_norm: float,
-        counts: tuple[int, int, int],
-    ) -> None:
+    def add(self, step: ReadStep) -> None:
         """One step: its tasks (this process's draws), every process's losses per task, and this process's
         (examples, real tokens, padded tokens)."""
-        for task, values in losses.items():
+        for task, values in step.losses.items():
             self.losses[task].extend(values)
-        self.grad_norms.append(grad_norm)
-        self.tasks.extend(tasks)
-        self.examples += counts[0]
-        self.tokens += counts[1]
-        self.padded_tokens += counts[2]
+        self.grad_norms.append(step.grad_norm)
+        if step.regularizer is not None:
+            self.regularizers.append(step.regularizer)
+        self.tasks.extend(step.tasks)
+        self.examples += step.counts[0]
+        self.tokens += step.counts[1]
+        self.padded_tokens += step.counts[2]
 
-    def summary(self, step: int, learning_rate: float, num_processes: int) -> dict[str, Any]:
-        """Mean loss per task (over all processes), throughput, learning rate and the task mix."""
-        seconds = time.perf_counter() - self.start
+    def summary(self, step: int, learning_rate: float, num_processes: int, now: float) -> dict[str, Any]:
+        """Mean loss per task (over all processes), throughput, learning rate and the task mix; `now` is the
+        TrainClock's reading, so throughput counts training time only."""
+        seconds = max(now - self.start, 1e-9)
         every_loss = [loss for losses in self.losses.values() for loss in losses]
-        return {
+        record = {
             "step": step,
             "loss": sum(every_loss) / len(every_loss) if every_loss else None,
             **{f"loss/{task}": sum(values) / len(values) for task, values in self.losses.items()},
@@ -113,6 +135,9 @@ class LogWindow:
             "padding_efficiency": self.tokens / self.padded_tokens if self.padded_tokens else None,
             "tasks": self.tasks,
         }
+        if self.regularizers:  # soft sharing's penalty, apart from the tasks' own losses
+            record["regularizer"] = sum(self.regularizers) / len(self.regularizers)
+        return record
 
 
 def tracker_config(config: RunConfig) -> dict[str, Any]:

@@ -11,41 +11,41 @@ import torch
 from accelerate import Accelerator
 
 from hfmtl.config import RunConfig
-from hfmtl.data.sampling import MultiTaskLoader
 
 
 @dataclass
 class StepResult:
-    """The micro-batches of one optimizer step: what this process drew, and every process's losses."""
+    """The micro-batches of one optimizer step on this process: what it drew and its losses, still on the
+    device (reading them would make the host wait for the step; the loop reads them at logging steps)."""
 
     tasks: list[str]
     """The sampling unit of each micro-batch: a task, or a joint group like `sentiment+intensity`."""
     loss_tasks: list[str]
-    """The task of each entry of `losses` on one process (a joint micro-batch gives one loss per task)."""
+    """The task of each entry of `losses` (a joint micro-batch gives one loss per task)."""
     losses: torch.Tensor
-    """(num_processes * len(loss_tasks),) on the device, process-major: every process drew the same units."""
+    """(len(loss_tasks),) unweighted task losses on the device; regularizers are not in them."""
+    regularizer: torch.Tensor | None
+    """The step's soft-sharing penalty (already weighted), on the device; None under hard sharing."""
     examples: int
     tokens: int
     padded_tokens: int
-
-    def losses_by_task(self, losses: list[float], num_processes: int) -> dict[str, list[float]]:
-        by_task: dict[str, list[float]] = {}
-        for task, loss in zip(self.loss_tasks * num_processes, losses, strict=True):
-            by_task.setdefault(task, []).append(loss)
-        return by_task
 
 
 def forward_backward(
     model: Any,
     weighting: Any,
-    loader: MultiTaskLoader,
+    loader: Any,
     units: dict[str, list[str]],
     accelerator: Accelerator,
     config: RunConfig,
 ) -> StepResult:
-    """Forward and backward every micro-batch of one step; gradients are summed, not yet applied."""
+    """Forward and backward every micro-batch of one step; gradients are summed, not yet applied.
+
+    The step optimises sum over tasks of weight(task loss), plus the soft-sharing penalty as a plain
+    regularizer: loss weights and DWA's loss trends see only the tasks' own losses.
+    """
     accumulation = config.training.gradient_accumulation_steps
-    drawn, loss_tasks, losses, examples, tokens, padded = [], [], [], 0, 0, 0
+    drawn, loss_tasks, losses, regularizers, examples, tokens, padded = [], [], [], [], 0, 0, 0
     for micro_step in range(accumulation):
         unit, batch = loader.next_batch()
         examples += batch["attention_mask"].shape[0]
@@ -59,12 +59,16 @@ def forward_backward(
             with accelerator.autocast():
                 output = model(task=members[0] if len(members) == 1 else members, **batch)
             task_losses = output.losses or {members[0]: output.loss}
-            weighted = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
-            accelerator.backward(weighted / accumulation)
+            total = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
+            if getattr(output, "regularizer", None) is not None:  # TEMP
+                total = total + output.regularizer
+                regularizers.append(output.regularizer.detach().float())
+            accelerator.backward(total / accumulation)
         drawn.append(unit)
         loss_tasks += list(task_losses)
         losses += [loss.detach().float() for loss in task_losses.values()]
-    return StepResult(drawn, loss_tasks, accelerator.gather(torch.stack(losses)), examples, tokens, padded)
+    regularizer = torch.stack(regularizers).mean() if regularizers else None
+    return StepResult(drawn, loss_tasks, torch.stack(losses), regularizer, examples, tokens, padded)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -74,3 +78,45 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         else value.to(device, non_blocking=True)
         for key, value in batch.items()
     }
+
+
+@dataclass
+class ReadStep:
+    """A step's figures read back to the host: every process's losses per task, its gradient norm, and
+    whether its update was skipped on the device for a non-finite loss or gradient."""
+
+    tasks: list[str]
+    losses: dict[str, list[float]]
+    grad_norm: float
+    regularizer: float | None
+    is_skipped: bool
+    counts: tuple[int, int, int]
+    """This process's (examples, real tokens, padded tokens)."""
+
+
+def read_steps(steps: list[tuple[StepResult, torch.Tensor, torch.Tensor]], accelerator: Accelerator) -> list[ReadStep]:
+    """The steps since the last read, as host numbers: one gather across processes and one device → host copy
+    for all of them, instead of one per step. Each entry is (step, gradient norm, skipped flag)."""
+    if not steps:
+        return []
+    parts = []
+    for step, grad_norm, skipped in steps:
+        extra = [] if step.regularizer is None else [step.regularizer.reshape(1)]
+        parts += [step.losses, *extra, grad_norm.reshape(1).float(), skipped.reshape(1).float()]
+    flat = torch.cat(parts)
+    processes = accelerator.num_processes
+    values = (accelerator.gather(flat) if processes > 1 else flat).view(processes, -1).tolist()
+    read, start = [], 0
+    for step, _, _ in steps:
+        width = len(step.loss_tasks)
+        regularizer = None if step.regularizer is None else values[0][start + width]
+        end = start + width + (regularizer is not None)
+        by_task: dict[str, list[float]] = {}
+        for process_values in values:  # process-major, as every process drew the same units
+            for task, loss in zip(step.loss_tasks, process_values[start : start + width], strict=True):
+                by_task.setdefault(task, []).append(loss)
+        norm, skipped = values[0][end], values[0][end + 1]
+        counts = (step.examples, step.tokens, step.padded_tokens)
+        read.append(ReadStep(step.tasks, by_task, norm, regularizer, skipped > 0, counts))
+        start = end + 2
+    return read

@@ -6,6 +6,7 @@ evaluation and checkpoints at their intervals → the best model saved as a load
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import shutil
@@ -31,6 +32,7 @@ from hfmtl.config import RunConfig, TrainingConfig, config_to_dict, save_config
 from hfmtl.data.collate import Collator
 from hfmtl.data.joint import sampling_units, unit_rows, unit_sampling
 from hfmtl.data.loading import load_all_tasks, tokenize_task
+from hfmtl.data.prefetch import PrefetchingLoader
 from hfmtl.data.sampling import MultiTaskLoader
 from hfmtl.encoder import build_model, check_layers, load_tokenizer
 from hfmtl.errors import ConfigError, HfmtlError
@@ -40,8 +42,9 @@ from hfmtl.model_dir import MODEL_DIR, save_model_dir
 from hfmtl.model_selection import ModelSelection
 from hfmtl.modeling import MultiTaskModel
 from hfmtl.optimization import build_optimizer, build_scheduler
-from hfmtl.records import LogWindow, MetricsLog, environment, numeric_leaves, tracker_config
-from hfmtl.train_step import forward_backward
+from hfmtl.precision import pad_multiple, resolve_mixed_precision
+from hfmtl.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
+from hfmtl.train_step import StepResult, forward_backward, read_steps
 
 
 class NonFiniteLossError(HfmtlError):
@@ -68,6 +71,7 @@ def train(
     config: RunConfig, *, resume: str | None = None, overwrite: bool = False, stop_at_step: int | None = None
 ) -> TrainResult:
     """Train the config's tasks together; `resume` is a checkpoint path or "latest"."""
+    config = _with_resolved_precision(config)
     training = config.training
     output_dir = Path(config.output_dir)
     accelerator = _make_accelerator(training, output_dir)
@@ -83,7 +87,10 @@ def train(
     model = build_model(config, {name: d.labels for name, d in data.items()})
     weighting = build_loss_weighting(config)
     units = sampling_units(config)
-    collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if training.mixed_precision != "no" else None)
+    is_cuda = accelerator.device.type == "cuda"
+    collator = Collator(
+        tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(accelerator.device.type, training.mixed_precision)
+    )
     loader = MultiTaskLoader(
         {unit: unit_rows(members, splits) for unit, members in units.items()},
         collator,
@@ -100,7 +107,6 @@ def train(
         {"params": list(module.parameters()), "lr": config.loss_weighting.learning_rate, "weight_decay": 0.0}
         for module in learned
     ]
-    is_cuda = accelerator.device.type == "cuda"
     optimizer = build_optimizer(model, training, is_cuda=is_cuda, extra_groups=weight_groups)
     scheduler = build_scheduler(optimizer, training)
     model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
@@ -122,51 +128,70 @@ def train(
     log = _start_records(accelerator, unwrapped, config, resume_step=progress.step if resume_from else None)
     evaluate = ModelSelection(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)
     bar = tqdm(total=training.max_steps, initial=progress.step, disable=not accelerator.is_local_main_process)
-    window, stopped_early, tasks = LogWindow(), False, []
+    clock = TrainClock(progress.train_seconds)
+    window, stopped_early, tasks = LogWindow(start=clock.seconds()), False, []
     if eval_sets and training.eval_at_start and progress.step == 0:
-        evaluate(progress)  # the untrained baseline, logged at step 0
+        with clock.paused():
+            evaluate(progress)  # the untrained baseline, logged at step 0
+    batches = PrefetchingLoader(loader, pin_memory=is_cuda)  # the next batch is made while a step computes
+    unread: list[tuple[StepResult, torch.Tensor, torch.Tensor]] = []
     model.train()
 
     while progress.step < last_step:
-        step = forward_backward(model, weigh, loader, units, accelerator, config)
+        step = forward_backward(model, weigh, batches, units, accelerator, config)
         tasks.extend(step.tasks)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm or math.inf)
-        # The one host sync of a step: a non-finite loss or gradient must be caught before the optimizer uses
-        # it. (Under fp16 an infinite gradient is normal: the grad scaler skips that step by itself.)
-        *losses, norm = torch.cat([step.losses, grad_norm.reshape(1).float()]).tolist()
-        by_task = step.losses_by_task(losses, accelerator.num_processes)
-        is_finite = all(map(math.isfinite, losses)) and (math.isfinite(norm) or training.mixed_precision == "fp16")
-        if is_finite:
-            optimizer.step()
-            scheduler.step()
-            weighting.update(by_task)
-            window.add(step.tasks, by_task, norm, (step.examples, step.tokens, step.padded_tokens))
-        elif training.on_nonfinite_loss == "stop":
-            raise _non_finite(by_task, norm, progress.step + 1, output_dir)
-        else:
-            _say(accelerator, f"step {progress.step + 1}: non-finite loss or gradient on {step.tasks}; skipped")
+        # A non-finite loss or gradient must never reach the weights, yet reading it here would make the host
+        # wait for every step: the fused optimizer skips the update on the device (as under a grad scaler),
+        # and the loop reads what happened at its next logging, evaluation or checkpoint step.
+        skipped = _non_finite_flag(step.losses, grad_norm, training.mixed_precision, accelerator)
+        if training.mixed_precision != "fp16":  # under fp16 the grad scaler sets found_inf itself
+            optimizer.optimizer.found_inf = skipped
+        optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        unread.append((step, grad_norm, skipped))
         progress.step += 1
         bar.update(1)
 
-        if progress.step % training.log_every == 0 or progress.step == last_step:
-            record = window.summary(progress.step, scheduler.get_last_lr()[0], accelerator.num_processes)
+        is_log = progress.step % training.log_every == 0 or progress.step == last_step
+        is_eval = bool(eval_sets) and (progress.step % training.eval_every == 0 or progress.step == training.max_steps)
+        is_save = progress.step % training.save_every == 0 or progress.step == last_step
+        is_window = weighting.window is not None and progress.step % weighting.window == 0
+        if is_log or is_eval or is_save or is_window:
+            first_unread = progress.step - len(unread) + 1
+            for number, read in enumerate(read_steps(unread, accelerator), start=first_unread):
+                if read.is_skipped:
+                    if training.on_nonfinite_loss == "stop":
+                        raise _non_finite(read.losses, read.grad_norm, number, output_dir)
+                    _say(accelerator, f"step {number}: non-finite loss or gradient on {read.tasks}; skipped")
+                    continue
+                weighting.update(read.losses)
+                window.add(read)
+            unread = []
+            progress.train_seconds = clock.seconds()
+        if is_log:
+            record = window.summary(
+                progress.step, scheduler.get_last_lr()[0], accelerator.num_processes, clock.seconds()
+            )
             record["loss_weights"] = weighting.weights()
-            window = LogWindow()
+            window = LogWindow(start=clock.seconds())
             log.write(record)
             accelerator.log(numeric_leaves(record), step=progress.step)
             bar.set_postfix(loss=f"{record['loss']:.4f}" if record["loss"] is not None else "-")
-        if eval_sets and (progress.step % training.eval_every == 0 or progress.step == training.max_steps):
-            stopped_early = evaluate(progress)
-        is_stopping = stopped_early or progress.step == last_step
-        if progress.step % training.save_every == 0 or (is_stopping and progress.step < training.max_steps):
-            progress.loss_weighting = {} if learned else weighting.state_dict()
-            save_checkpoint(accelerator, output_dir, progress, loader.state_dict(), identity, training.keep_last)
+        with clock.paused():  # evaluation and checkpoints are not training time
+            if is_eval:
+                stopped_early = evaluate(progress)
+            is_stopping = stopped_early or progress.step == last_step
+            if progress.step % training.save_every == 0 or (is_stopping and progress.step < training.max_steps):
+                progress.loss_weighting = {} if learned else weighting.state_dict()
+                save_checkpoint(accelerator, output_dir, progress, batches.state_dict(), identity, training.keep_last)
         if stopped_early:
             patience = training.early_stopping_patience
             _say(accelerator, f"Early stopping at step {progress.step}: no improvement in {patience} evaluations")
             break
 
+    batches.close()
     bar.close()
     if not eval_sets and accelerator.is_main_process and progress.step == training.max_steps:
         save_model_dir(unwrapped, tokenizer, output_dir / MODEL_DIR, config, None)
@@ -189,10 +214,6 @@ def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator
         if importlib.util.find_spec(tracker) is None:
             raise ConfigError(f"'training.report_to' lists {tracker}, which is not installed (pip install {tracker})")
     is_cuda = torch.cuda.is_available()
-    if training.mixed_precision == "fp16" and not is_cuda:
-        raise ConfigError("'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use bf16 or no")
-    if training.mixed_precision == "bf16" and not is_cuda and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        raise ConfigError("'training.mixed_precision' is bf16, but this CPU has no bf16 support; use no")
     return Accelerator(
         cpu=not is_cuda,  # under torchrun on CPU-only machines this makes a real (gloo) process group
         mixed_precision=training.mixed_precision,
@@ -203,6 +224,29 @@ def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator
         # A step trains one task: the other heads get no gradient, which DDP must be told to expect.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+
+
+def _with_resolved_precision(config: RunConfig) -> RunConfig:
+    """`mixed_precision: auto` made concrete for this machine, so the run config and environment record it."""
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_mixed_precision(config.training.mixed_precision, device_type)
+    return dataclasses.replace(config, training=dataclasses.replace(config.training, mixed_precision=precision))
+
+
+def _non_finite_flag(
+    losses: torch.Tensor, grad_norm: torch.Tensor, mixed_precision: str, accelerator: Accelerator
+) -> torch.Tensor:
+    """1.0 on the device when this step's update must be skipped, else 0.0; the same on every process.
+
+    Under fp16 an infinite gradient is routine (the grad scaler skips that step by itself): only the loss counts.
+    """
+    is_bad = ~torch.isfinite(losses).all()
+    if mixed_precision != "fp16":
+        is_bad = is_bad | ~torch.isfinite(grad_norm)
+    flag = is_bad.float()  # 0-dim, as the fused optimizer takes found_inf
+    if accelerator.num_processes > 1:  # a collective, not a host sync: every process skips together
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return flag
 
 
 def _run_identity(config: RunConfig, accelerator: Accelerator) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from collections import Counter
 import pytest
 
 from hfmtl.config import SamplingConfig
+from hfmtl.data.arrays import RowArrays
 from hfmtl.data.collate import Collator
 from hfmtl.data.sampling import MultiTaskLoader, task_weights
 from hfmtl.errors import ConfigError
@@ -53,7 +54,8 @@ def rows(n: int, offset: int = 0) -> list[dict]:
 
 
 def make_loader(sampling=None, seed=0, num_processes=1, process_index=0, sizes=(100, 400, 25), **options):
-    data = {name: rows(n, offset=1000 * k) for k, (name, n) in enumerate(zip("abc", sizes, strict=True))}
+    names = zip("abc", sizes, strict=True)
+    data = {name: RowArrays.from_rows(rows(n, offset=1000 * k)) for k, (name, n) in enumerate(names)}
     return MultiTaskLoader(
         data,
         Collator(pad_token_id=0),
@@ -138,3 +140,18 @@ def test_processes_draw_the_same_tasks_and_get_disjoint_batches():
 def test_a_task_smaller_than_one_batch_per_process_is_refused():
     with pytest.raises(ConfigError, match="task 'c' has 25 training rows, fewer than one batch per process"):
         make_loader(batch_size=16, num_processes=2)
+
+
+def test_prefetching_gives_the_same_batches_and_resumes_at_the_first_unconsumed_one():
+    from hfmtl.data.prefetch import PrefetchingLoader
+
+    plain = make_loader(seed=2)
+    expected = [(t, b["labels"].tolist()) for t, b in (plain.next_batch() for _ in range(60))]
+    prefetching = PrefetchingLoader(make_loader(seed=2))
+    got = [(t, b["labels"].tolist()) for t, b in (prefetching.next_batch() for _ in range(40))]
+    state = json.loads(json.dumps(prefetching.state_dict()))  # the loader itself is already one batch ahead
+    prefetching.close()
+    resumed = make_loader(seed=2)
+    resumed.load_state_dict(state)
+    got += [(t, b["labels"].tolist()) for t, b in (resumed.next_batch() for _ in range(20))]
+    assert got == expected

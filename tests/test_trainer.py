@@ -311,3 +311,85 @@ def test_a_non_finite_loss_after_a_checkpoint_leaves_that_checkpoint_intact(tmp_
     assert latest is not None and checkpoint_problem(latest) is None
     weights = load_file(latest / "model.safetensors")
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_skipped_steps_never_reach_the_weights(tmp_path):
+    """Every intensity batch overflows: with `skip`, its updates are dropped on the device, so the intensity head
+    (trained by nothing else) ends bit-identical to its initialisation: no AdamW step, no weight decay."""
+    from accelerate.utils import set_seed
+
+    from hfmtl.data.loading import load_all_tasks
+
+    data = overflowing_intensity(tmp_path)
+    config = tiny(
+        tmp_path,
+        *SHORT,
+        f"data_dir={data}",
+        "tasks.intensity.data.train=huge.jsonl",
+        "training.on_nonfinite_loss=skip",
+    )
+    result = train(config)
+    assert "intensity" in result.tasks
+    set_seed(config.seed)
+    initial = build_model(config, {name: d.labels for name, d in load_all_tasks(config).items()})
+    for (name, before), after in zip(
+        initial.heads["intensity"].state_dict().items(), result.model.heads["intensity"].state_dict().values()
+    ):
+        assert torch.equal(before, after), name
+    assert not torch.equal(initial.heads["ner"].out.weight, result.model.heads["ner"].out.weight)
+
+
+def test_a_non_finite_step_is_reported_with_its_own_number_at_the_next_log_step(tmp_path):
+    data = overflowing_intensity(tmp_path)
+    common = [*SHORT, f"data_dir={data}", "tasks.intensity.data.train=huge.jsonl", "training.eval_every=1000"]
+    skipped = tiny(
+        tmp_path,
+        *common,
+        "training.on_nonfinite_loss=skip",
+        "training.log_every=1",
+        "output_dir=" + str(tmp_path / "skip"),
+    )
+    train(skipped)
+    records = [json.loads(line) for line in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
+    first_bad = next(r["step"] for r in records if "tasks" in r and not r["tasks"])  # a skipped step logs no task
+    with pytest.raises(NonFiniteLossError, match=rf"non-finite loss on task 'intensity' at step {first_bad};"):
+        train(tiny(tmp_path, *common, "training.log_every=7"))
+
+
+def test_auto_precision_is_resolved_and_recorded(tmp_path, monkeypatch):
+    import yaml
+
+    from hfmtl import precision
+
+    expected = precision.resolve_mixed_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    train(tiny(tmp_path, *SHORT, "training.max_steps=2", "training.warmup_steps=0", "training.eval_every=1000"))
+    run_config = yaml.safe_load((tmp_path / "run" / "run_config.yaml").read_text())
+    environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert run_config["training"]["mixed_precision"] == environment["mixed_precision"] == expected
+    monkeypatch.setattr(precision, "has_native_bf16", lambda device_type: True)
+    assert precision.resolve_mixed_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(precision, "has_native_bf16", lambda device_type: False)
+    assert precision.resolve_mixed_precision("auto", "cpu") == "no"
+    with pytest.raises(ConfigError, match="this CPU has no bf16 support"):
+        precision.resolve_mixed_precision("bf16", "cpu")
+    assert precision.pad_multiple("cpu", "bf16") is None and precision.pad_multiple("cuda", "bf16") == 8
+
+
+def test_training_time_in_the_log_leaves_evaluation_out(tmp_path, monkeypatch):
+    import time
+
+    from hfmtl import model_selection
+
+    def slow_evaluation(*args, **kwargs):
+        time.sleep(1.0)
+        return evaluate_tasks(*args, **kwargs)
+
+    evaluate_tasks = model_selection.evaluate_tasks
+    monkeypatch.setattr(model_selection, "evaluate_tasks", slow_evaluation)
+    start = time.perf_counter()
+    train(tiny(tmp_path, *SHORT, "training.eval_at_start=true"))  # evaluations at steps 0, 20, 40
+    wall = time.perf_counter() - start
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    seconds = [r["train_seconds"] for r in records if "eval" in r]
+    assert len(seconds) == 3 and seconds[0] < 0.5 and seconds == sorted(seconds)
+    assert seconds[-1] < wall - 3.0

@@ -7,10 +7,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from datasets import Dataset
 
 from hfmtl.config import RunConfig, SamplingConfig
-from hfmtl.data.loading import model_rows
+from hfmtl.data.arrays import RowArrays
 from hfmtl.errors import DataError
 
 
@@ -32,22 +33,21 @@ def unit_sampling(config: RunConfig, units: dict[str, list[str]]) -> SamplingCon
     return dataclasses.replace(config.sampling, weights=weights)
 
 
-def unit_rows(members: list[str], splits: dict[str, Any]) -> list[dict[str, Any]]:
+def unit_rows(members: list[str], splits: dict[str, Any]) -> RowArrays:
     """The training rows of a unit: one task's, or the merged rows of a joint group."""
     if len(members) == 1:
-        return model_rows(splits[members[0]]["train"])
+        return RowArrays.from_dataset(splits[members[0]]["train"])
     return joint_rows(members, [splits[task]["train"] for task in members])
 
 
-def joint_rows(tasks: Sequence[str], datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
-    """Rows of tasks that read the same examples, merged: one `input_ids`, a dict of labels (task → label)."""
-    columns = [dataset["input_ids"] for dataset in datasets]
-    if len({len(ids) for ids in columns}) > 1 or any(ids != columns[0] for ids in columns[1:]):
-        raise DataError(
-            f"joint tasks {list(tasks)} do not read the same rows: their training splits differ in length or text"
-        )
-    labels = [dataset["labels"] for dataset in datasets]
-    return [
-        {"input_ids": ids, "labels": {task: task_labels[i] for task, task_labels in zip(tasks, labels, strict=True)}}
-        for i, ids in enumerate(columns[0])
-    ]
+def joint_rows(tasks: Sequence[str], datasets: Sequence[Dataset]) -> RowArrays:
+    """Rows of tasks that read the same examples, merged: one `input_ids`, a dict of labels (task → labels)."""
+    arrays = [RowArrays.from_dataset(dataset) for dataset in datasets]
+    first = arrays[0].input_ids
+    for other in arrays[1:]:
+        ids = other.input_ids
+        if not (np.array_equal(ids.offsets, first.offsets) and np.array_equal(ids.values, first.values)):
+            raise DataError(
+                f"joint tasks {list(tasks)} do not read the same rows: their training splits differ in length or text"
+            )
+    return RowArrays(first, {task: rows.labels for task, rows in zip(tasks, arrays, strict=True)})

@@ -6,13 +6,14 @@ task: the batches of a pass over a task are cut identically on every process, wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hfmtl.config import SamplingConfig
+from hfmtl.data.arrays import RowArrays
 from hfmtl.data.batching import length_grouped_batches, random_batches
 from hfmtl.data.collate import Collator
 from hfmtl.errors import ConfigError
@@ -85,7 +86,7 @@ class MultiTaskLoader:
 
     def __init__(
         self,
-        rows: Mapping[str, Sequence[Mapping[str, Any]]],
+        rows: Mapping[str, RowArrays],
         collator: Collator,
         sampling: SamplingConfig,
         *,
@@ -107,7 +108,7 @@ class MultiTaskLoader:
         self.process_index = process_index
         self.task_names = list(rows)
         self.sizes = {name: len(task_rows) for name, task_rows in rows.items()}
-        self.lengths = {name: [len(row["input_ids"]) for row in task_rows] for name, task_rows in rows.items()}
+        self.lengths = {name: task_rows.lengths.tolist() for name, task_rows in rows.items()}
         for name, size in self.sizes.items():
             if size < batch_size * num_processes:
                 raise ConfigError(
@@ -151,7 +152,8 @@ class MultiTaskLoader:
             batches = self._pass(task, cursor.epoch)
         indices = batches[cursor.position + self.process_index]
         cursor.position += self.num_processes
-        return task, self.collator([self.rows[task][i] for i in indices])
+        collator = self.collator
+        return task, self.rows[task].batch(indices, collator.pad_token_id, collator.pad_to_multiple_of)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the same sequence of tasks and batches (JSON-serialisable)."""
