@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--baseline", help="an earlier report.json to compare against")
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    evaluate.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the modelling code an encoder ships in the model folder (only for code you have read and trust)",
+    )
     evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
     evaluate.set_defaults(command=_evaluate)
 
@@ -82,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-pickle",
         action="store_true",
         help="also read weights from a pytorch_model.bin (pickle) if there is no safetensors; trusted folders only",
+    )
+    predict.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the modelling code an encoder ships in the model folder (only for code you have read and trust)",
     )
     predict.add_argument("--debug", action="store_true", help="show full tracebacks")
     predict.set_defaults(command=_predict)
@@ -155,6 +165,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         out_dir=args.out,
         baseline=args.baseline,
         batch_size=args.batch_size,
+        trust_remote_code=args.trust_remote_code,
     )
     if PartialState().is_main_process:
         kinds = {task: entry["kind"] for task, entry in report["tasks"].items()}
@@ -175,6 +186,7 @@ def _predict(args: argparse.Namespace) -> None:
         device=args.device,
         dtype=args.dtype,
         allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
     )
 
 

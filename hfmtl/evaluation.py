@@ -3,7 +3,8 @@
 Each process predicts a slice of the rows (longest first, so batches hold similar lengths) and the
 (row index, prediction) pairs are gathered as Python objects: every process ends with every prediction
 in input order, and no random number is drawn, so evaluating never changes how training continues.
-NER is scored per word against the full gold sequence: words cut off by truncation count as predicted `O`.
+NER is scored per word against the full gold sequence: each prediction goes to the word its sub-token belongs to
+(`label_words`), and a word without one (cut off by truncation, or with no sub-token at all) counts as `O`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class EvalSet:
 
     task: str
     rows: list[dict[str, Any]]
-    """Tokenized rows: `input_ids`, `labels` and the row's `index`."""
+    """Tokenized rows: `input_ids`, `labels`, the row's `index`, and for NER `label_words` (each label's word)."""
     gold: list[Any]
     """The gold answer per row: a label id, a float, or a list of word tag ids."""
     inputs: list[Any]
@@ -51,6 +52,9 @@ def make_eval_set(task: str, dataset: Dataset) -> EvalSet:
         {"input_ids": ids, "labels": labels, "index": index}
         for index, (ids, labels) in enumerate(zip(dataset["input_ids"], dataset["labels"], strict=True))
     ]
+    if is_token_level:
+        for row, words in zip(rows, dataset["label_words"], strict=True):
+            row["label_words"] = words
     gold = dataset["tags"] if is_token_level else dataset["label"]
     inputs = dataset["tokens"] if is_token_level else dataset["text"]
     return EvalSet(task=task, rows=rows, gold=gold, inputs=inputs)
@@ -84,7 +88,8 @@ def _predict(
     accelerator: Accelerator,
     batch_size: int,
 ) -> list[Any]:
-    """One raw prediction per row, in input order: (class id, probability), a float, or per-word (id, prob)."""
+    """One raw prediction per row, in input order: (class id, probability), a float, or for NER a dict
+    word index → (tag id, probability) over the words that kept a sub-token."""
     ordered = sorted(rows, key=lambda row: -len(row["input_ids"]))
     mine = ordered[accelerator.process_index :: accelerator.num_processes]
     pairs = []
@@ -99,7 +104,12 @@ def _predict(
             probabilities, ids = logits.softmax(-1).max(-1)
             values = list(zip(ids.tolist(), probabilities.tolist(), strict=True))
             if logits.dim() == 3:  # keep each word's first sub-token, where the label is not ignored
-                values = _first_pieces(ids, probabilities, batch["labels"])
+                pieces = _first_pieces(ids, probabilities, batch["labels"])
+                # Keyed by word, not packed in order: a word with no sub-token must not shift the words after it.
+                values = [
+                    dict(zip(row["label_words"], row_pieces, strict=True))
+                    for row, row_pieces in zip(chunk, pieces, strict=True)
+                ]
         pairs.extend(zip((row["index"] for row in chunk), values, strict=True))
     if accelerator.num_processes > 1:
         pairs = gather_object(pairs)
@@ -132,10 +142,10 @@ def _score(spec: TaskSpec, eval_set: EvalSet, predicted: list[Any]) -> TaskResul
             )
         ]
     else:
-        # Words beyond the truncation point have no prediction: they count as "O" (outside any entity).
+        # Words beyond the truncation point, or with no sub-token, have no prediction: they count as "O".
         predicted_tags = [
-            [names[tag] for tag, _ in words] + ["O"] * (len(gold) - len(words))
-            for words, gold in zip(predicted, eval_set.gold, strict=True)
+            [names[by_word[i][0]] if i in by_word else "O" for i in range(len(gold))]
+            for by_word, gold in zip(predicted, eval_set.gold, strict=True)
         ]
         gold_tags = [[names[tag] for tag in gold] for gold in eval_set.gold]
         metrics = compute_metrics(spec.kind, predicted_tags, gold_tags, None)

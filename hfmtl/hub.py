@@ -67,6 +67,10 @@ def upload_plan(model_dir: Path, repo_id: str, *, with_code: bool = False) -> di
         for path in sorted(model_dir.iterdir())
         if path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in ALLOWED_FILES)
     }
+    for name in encoder_code_files(model_dir):  # an encoder's own modelling code, saved beside the weights
+        if not (model_dir / name).is_file():
+            raise ConfigError(f"{model_dir} is missing {name}, the encoder's own code that its config.json names")
+        plan[name] = model_dir / name
     plan["README.md"] = render_model_card(*read_card_inputs(model_dir), repo_id, with_code=with_code).encode("utf-8")
     if with_code:  # transformers alone can then load it: AutoModel.from_pretrained(repo, trust_remote_code=True)
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -117,6 +121,16 @@ def publish(
     return PublishResult(repo_id, files, commit.commit_url)
 
 
+def encoder_code_files(model_dir: Path) -> list[str]:
+    """The `.py` files of an encoder's own code that the model folder's config names (none for built-in ones)."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    auto_map = (config.get("encoder") or {}).get("auto_map") or {}
+    references = [ref for name in ("AutoConfig", "AutoModel") if isinstance(ref := auto_map.get(name), str)]
+    return sorted({ref.split("--")[-1].rsplit(".", 1)[0] + ".py" for ref in references})
+
+
 def download_model(repo_id: str, *, revision: str | None = None, endpoint: str | None = None) -> Path:
-    """A published model's files in the local cache (downloaded when missing)."""
-    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(ALLOWED_FILES), endpoint=endpoint))
+    """A published model's files in the local cache (downloaded when missing). Code files come along but run
+    only if the caller opts in with `trust_remote_code`."""
+    patterns = [*ALLOWED_FILES, "*.py"]
+    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, endpoint=endpoint))

@@ -59,17 +59,26 @@ class LoadedModel:
     run_config: RunConfig | None
 
 
-def load_model_dir(path: str | Path, *, allow_pickle: bool = False) -> LoadedModel:
+def load_model_dir(path: str | Path, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> LoadedModel:
     """Open an hfmtl model folder, with clear errors for folders that are not one.
 
     Weights load from safetensors only; `allow_pickle` (an explicit opt-in, for folders you trust) also
-    accepts a pytorch_model.bin, read with torch's weights-only unpickler.
+    accepts a pytorch_model.bin, read with torch's weights-only unpickler. An encoder that ships its own
+    modelling code has that code saved in the folder; it runs only with `trust_remote_code` (also an opt-in).
     """
     path = Path(path)
     check_model_dir(path, allow_pickle=allow_pickle)
+    code = MultiTaskConfig.from_json_file(path / "config.json").encoder_auto_map
+    if code and not trust_remote_code:
+        raise ModelLoadError(
+            f"the encoder of '{path}' comes with its own modelling code ({', '.join(code.values())}), which hfmtl "
+            "does not run unless asked: trust_remote_code=True (only for code you have read and trust)"
+        )
     register_auto_classes()  # so that AutoTokenizer, which reads config.json, knows the "hfmtl" model type
     is_pickle = not (path / "model.safetensors").is_file()
-    model = MultiTaskModel.from_pretrained(path, use_safetensors=not is_pickle).eval()
+    model = MultiTaskModel.from_pretrained(
+        path, use_safetensors=not is_pickle, trust_remote_code=trust_remote_code
+    ).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
     return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)

@@ -37,13 +37,14 @@ def evaluate_model_dir(
     out_dir: str | Path | None = None,
     baseline: str | Path | None = None,
     batch_size: int = 64,
+    trust_remote_code: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate every task that has data and write the report; returns the report and its folder.
 
     Data per task: `data[task]` (a file, relative to the working directory) if given, else the `split` of
     the task in the run config (`config_path`, or the run_config.yaml saved in the model folder).
     """
-    loaded = load_model_dir(model_dir)
+    loaded = load_model_dir(model_dir, trust_remote_code=trust_remote_code)
     config = _run_config(loaded, config_path, overrides)
     sources = _task_sources(loaded.model.config.task_specs, config, split, dict(data or {}))
     accelerator = Accelerator(cpu=not torch.cuda.is_available())

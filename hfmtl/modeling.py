@@ -2,7 +2,8 @@
 
 This file imports only torch and transformers so that it can also be published as remote code.
 The config carries the encoder's own config and every task's spec (kind, labels, pooling), so
-`MultiTaskModel.from_pretrained(dir_or_repo)` restores everything without the original encoder files.
+`MultiTaskModel.from_pretrained(dir_or_repo)` restores everything without the original encoder files. An encoder
+that ships its own modelling code has that code saved beside the weights; it runs only with `trust_remote_code=True`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.dynamic_module_utils import custom_object_save, get_class_from_dynamic_module
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
@@ -48,6 +50,23 @@ class TaskOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | dict[str, torch.Tensor] | None = None
     losses: dict[str, torch.Tensor] | None = None
+    regularizer: torch.Tensor | None = None
+    """The soft-sharing penalty of the forward's tasks, times `soft_penalty`; kept out of `loss`/`losses` so that
+    loss weights and loss trends see only the tasks' own losses. None without labels or without a penalty."""
+
+
+@dataclass(frozen=True)
+class EncoderCode:
+    """Where an encoder's own modelling code lives; giving one is the caller's consent to run that code."""
+
+    location: str
+    """A local folder or a Hub id holding the `.py` files its config's `auto_map` names."""
+    revision: str | None = None
+    """The Hub revision of that code (pin it: an unpinned id runs whatever code is newest)."""
+
+
+OWN_CODE_CLASSES = ("AutoConfig", "AutoModel")
+"""The `auto_map` entries that mean an encoder's config or model class comes from its own code."""
 
 
 class MultiTaskConfig(PretrainedConfig):
@@ -77,9 +96,31 @@ class MultiTaskConfig(PretrainedConfig):
     def task_specs(self) -> list[TaskSpec]:
         return [TaskSpec(**dict(t, labels=tuple(t["labels"]) if t["labels"] else None)) for t in self.tasks]
 
-    def encoder_config(self) -> PretrainedConfig:
+    @property
+    def encoder_auto_map(self) -> dict[str, str]:
+        """The encoder's own classes (`AutoConfig`/`AutoModel` → `module.Class`); empty for a built-in encoder."""
+        auto_map = self.encoder.get("auto_map") or {}
+        return {name: auto_map[name] for name in OWN_CODE_CLASSES if name in auto_map}
+
+    def encoder_config(self, code: EncoderCode | None = None) -> PretrainedConfig:
+        """The encoder's config, rebuilt from its settings; an encoder with its own code needs `code`."""
         settings = dict(self.encoder)
-        return AutoConfig.for_model(settings.pop("model_type"), **settings)
+        model_type = settings.pop("model_type")
+        auto_map = self.encoder_auto_map
+        if not auto_map:
+            return AutoConfig.for_model(model_type, **settings)
+        if code is None:
+            raise ValueError(
+                f"the encoder (model type '{model_type}') comes with its own modelling code, which runs only with "
+                "trust_remote_code=True"
+            )
+        if "AutoConfig" in auto_map:
+            # AutoConfig.for_model knows only built-in model types: a custom one's class comes from its code.
+            config_class = get_class_from_dynamic_module(auto_map["AutoConfig"], code.location, revision=code.revision)
+            config = config_class(**settings)
+        else:
+            config = AutoConfig.for_model(model_type, **settings)
+        return config
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -153,9 +194,9 @@ class MultiTaskModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
-    def __init__(self, config: MultiTaskConfig) -> None:
+    def __init__(self, config: MultiTaskConfig, *, encoder_code: EncoderCode | None = None) -> None:
         super().__init__(config)
-        self.encoder = AutoModel.from_config(config.encoder_config())
+        self.encoder = _build_encoder(config, encoder_code)
         if getattr(self.encoder, "pooler", None) is not None:
             # Heads pool for themselves; an unused pooler only adds weights, and unused parameters under DDP.
             self.encoder.pooler = None
@@ -209,7 +250,7 @@ class MultiTaskModel(PreTrainedModel):
             soft_layers=soft_layers,
             soft_penalty=soft_penalty,
         )
-        model = cls(config)
+        model = cls(config, encoder_code=EncoderCode(encoder_name_or_path, revision) if trust_remote_code else None)
         if soft_layers:
             parent, name, stack = _layer_stack(encoder)
             for copies in model.private_layers.values():
@@ -220,17 +261,34 @@ class MultiTaskModel(PreTrainedModel):
         return model
 
     @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> MultiTaskModel:
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: Any, *args: Any, trust_remote_code: bool = False, **kwargs: Any
+    ) -> MultiTaskModel:
         """`PreTrainedModel.from_pretrained`, with every weight copied into freshly allocated memory.
 
         Tensors read from safetensors can sit at unaligned addresses; CPU kernels then take other SIMD paths
         and outputs differ from the saved model's in the last bit. Fresh copies make a reload exact.
+        An encoder with its own code builds from the copy of that code saved with the model, and only when
+        `trust_remote_code` is set.
         """
-        model = super().from_pretrained(*args, **kwargs)
+        if trust_remote_code:
+            kwargs["encoder_code"] = EncoderCode(str(pretrained_model_name_or_path), kwargs.get("revision"))
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         with torch.no_grad():
             for parameter in model.parameters():
                 parameter.data = parameter.data.clone()
         return model
+
+    def save_pretrained(self, save_directory: Any, is_main_process: bool = True, **kwargs: Any) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the encoder's own code files when it has some, so that the
+        folder reloads without the original encoder (`from_pretrained(folder, trust_remote_code=True)`)."""
+        super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
+        if not is_main_process:
+            return
+        auto_map = self.config.encoder_auto_map
+        for name, part in (("AutoConfig", self.encoder.config), ("AutoModel", self.encoder)):
+            if name in auto_map:  # the module defining the class, and the modules it imports relatively
+                custom_object_save(part, save_directory)
 
     @property
     def task_names(self) -> list[str]:
@@ -260,13 +318,14 @@ class MultiTaskModel(PreTrainedModel):
         logits = {
             name: self.heads[name](self._task_states(name, encoded, layer_mask), attention_mask) for name in tasks
         }
-        if isinstance(task, str):
-            loss = None if labels is None else self._loss(task, logits[task], labels)
-            return TaskOutput(loss=loss, logits=logits[task])
         if labels is None:
-            return TaskOutput(logits=logits)
-        losses = {name: self._loss(name, logits[name], labels[name]) for name in tasks}
-        return TaskOutput(loss=torch.stack(list(losses.values())).sum(), logits=logits, losses=losses)
+            return TaskOutput(logits=logits[task] if isinstance(task, str) else logits)
+        if isinstance(task, str):
+            loss = self.heads[task].loss(logits[task], labels)
+            return TaskOutput(loss=loss, logits=logits[task], regularizer=self._regularizer(tasks))
+        losses = {name: self.heads[name].loss(logits[name], labels[name]) for name in tasks}
+        loss = torch.stack(list(losses.values())).sum()
+        return TaskOutput(loss=loss, logits=logits, losses=losses, regularizer=self._regularizer(tasks))
 
     def forward_all(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_inputs: Any
@@ -287,11 +346,11 @@ class MultiTaskModel(PreTrainedModel):
             total = total + (own.double() - mean).pow(2).sum().float()
         return total
 
-    def _loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = self.heads[task].loss(logits, labels)
-        if self.config.soft_layers and self.config.soft_penalty:
-            loss = loss + self.config.soft_penalty * self.soft_sharing_penalty(task)
-        return loss
+    def _regularizer(self, tasks: Sequence[str]) -> torch.Tensor | None:
+        """`soft_penalty` times the summed soft-sharing penalty of `tasks`; None when there is no penalty."""
+        if not (self.config.soft_layers and self.config.soft_penalty):
+            return None
+        return self.config.soft_penalty * torch.stack([self.soft_sharing_penalty(task) for task in tasks]).sum()
 
     def _layer_mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         """The attention mask in the form the encoder's own layers take (only needed by private copies)."""
@@ -313,6 +372,18 @@ class MultiTaskModel(PreTrainedModel):
             output = layer(hidden, attention_mask=layer_mask)
             hidden = output[0] if isinstance(output, tuple) else output
         return hidden
+
+
+def _build_encoder(config: MultiTaskConfig, code: EncoderCode | None) -> PreTrainedModel:
+    """A freshly initialised encoder of the config's type; one with its own code is built from `code`."""
+    encoder_config = config.encoder_config(code)  # refuses an encoder with its own code when `code` is None
+    model_class_ref = config.encoder_auto_map.get("AutoModel")
+    if code is None or model_class_ref is None:
+        return AutoModel.from_config(encoder_config)
+    # Not AutoModel.from_config(trust_remote_code=True): it reads the code at the config's name_or_path without
+    # a revision, and fails on `code_revision` once the class is registered. `_from_config` is what it calls.
+    model_class = get_class_from_dynamic_module(model_class_ref, code.location, revision=code.revision)
+    return model_class._from_config(encoder_config)
 
 
 LAYER_STACKS = (("encoder", "layer"), ("transformer", "layer"), ("layers",))

@@ -28,6 +28,7 @@ def predict_to_stream(
     device: str | None = None,
     dtype: str | None = None,
     allow_pickle: bool = False,
+    trust_remote_code: bool = False,
 ) -> int:
     """Predict on `texts` and/or the texts of `input_path`; write JSON lines to `output_path` or stdout.
 
@@ -36,7 +37,12 @@ def predict_to_stream(
     if not texts and input_path is None:
         raise InputError("nothing to predict on: give texts as arguments or a file with --input")
     pipeline = MultiTaskPipeline.from_pretrained(
-        model, batch_size=batch_size, device=device, dtype=DTYPES[dtype] if dtype else None, allow_pickle=allow_pickle
+        model,
+        batch_size=batch_size,
+        device=device,
+        dtype=DTYPES[dtype] if dtype else None,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
     )
     items = list(texts) + (list(read_texts(Path(input_path), text_field)) if input_path else [])
     output: TextIO = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout  # noqa: SIM115

@@ -60,7 +60,7 @@ def forward_backward(
                 output = model(task=members[0] if len(members) == 1 else members, **batch)
             task_losses = output.losses or {members[0]: output.loss}
             total = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
-            if getattr(output, "regularizer", None) is not None:  # TEMP
+            if output.regularizer is not None:
                 total = total + output.regularizer
                 regularizers.append(output.regularizer.detach().float())
             accelerator.backward(total / accumulation)

@@ -81,3 +81,107 @@ def test_an_encoder_s_own_code_never_runs_unless_asked(tmp_path, tiny_config):
             {"sentiment": ("a", "b"), "ner": ("O", "B"), "intensity": None},
         )
     assert not marker.exists()
+
+
+CONFIGURATION_CODE = """from pathlib import Path
+
+from transformers import BertConfig
+
+with Path({marker!r}).open("a") as marker:  # lets a test see whether this code ever ran
+    marker.write("ran\\n")
+
+
+class TinyEncConfig(BertConfig):
+    model_type = "tinyenc"
+"""
+MODELING_CODE = """from transformers import BertModel
+
+from .configuration_tinyenc import TinyEncConfig
+
+
+class TinyEncModel(BertModel):
+    config_class = TinyEncConfig
+"""
+
+
+def write_own_code_encoder(folder, marker):
+    """The tiny encoder as a custom `tinyenc` model type that ships its own configuration and modelling code."""
+    import json
+    import shutil
+
+    from transformers import BertModel
+
+    BertModel.from_pretrained("tests/assets/tiny/encoder").save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(f"tests/assets/tiny/encoder/{name}", folder / name)
+    (folder / "configuration_tinyenc.py").write_text(CONFIGURATION_CODE.format(marker=str(marker)))
+    (folder / "modeling_tinyenc.py").write_text(MODELING_CODE)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(
+        model_type="tinyenc",
+        architectures=["TinyEncModel"],
+        auto_map={"AutoConfig": "configuration_tinyenc.TinyEncConfig", "AutoModel": "modeling_tinyenc.TinyEncModel"},
+    )
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_an_encoder_with_its_own_code_builds_trains_saves_and_reloads_when_trusted(tmp_path, tiny_config):
+    import dataclasses
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from hfmtl.encoder import build_model
+    from hfmtl.model_dir import load_model_dir, save_model_dir
+    from hfmtl.modeling import MultiTaskModel
+    from hfmtl.optimization import build_optimizer
+
+    marker = tmp_path / "the-code-ran"
+    folder = write_own_code_encoder(tmp_path / "tinyenc", marker)
+    labels = {"sentiment": ("negative", "positive"), "ner": ("O", "B-PER"), "intensity": None}
+    refused = dataclasses.replace(
+        tiny_config, encoder=dataclasses.replace(tiny_config.encoder, name_or_path=str(folder))
+    )
+    with pytest.raises(ModelLoadError, match="encoder.trust_remote_code: true"):
+        build_model(refused, labels)
+    assert not marker.exists()
+
+    config = dataclasses.replace(refused, encoder=dataclasses.replace(refused.encoder, trust_remote_code=True))
+    tokenizer = load_tokenizer(config.encoder)
+    torch.manual_seed(0)
+    model = build_model(config, labels)
+    assert marker.exists() and type(model.encoder).__name__ == "TinyEncModel"
+    pretrained = {name: t for name, t in load_file(folder / "model.safetensors").items() if "pooler" not in name}
+    weights = model.encoder.state_dict()
+    assert set(weights) == set(pretrained) and all(torch.equal(weights[name], t) for name, t in pretrained.items())
+
+    batch = tokenizer(["a fine film", "an awful one"], return_tensors="pt", padding=True)
+    before = model.encoder.embeddings.word_embeddings.weight.clone()
+    optimizer = build_optimizer(model, config.training, is_cuda=False)
+    output = model.train()("sentiment", batch["input_ids"], batch["attention_mask"], labels=torch.tensor([1, 0]))
+    output.loss.backward()
+    optimizer.step()
+    assert not torch.equal(before, model.encoder.embeddings.word_embeddings.weight)  # the step reached the encoder
+
+    model_dir = tmp_path / "run" / "model"
+    save_model_dir(model.eval(), tokenizer, model_dir, config, None)
+    assert {"configuration_tinyenc.py", "modeling_tinyenc.py"} <= {path.name for path in model_dir.iterdir()}
+    from hfmtl.hub import upload_plan
+
+    assert {"configuration_tinyenc.py", "modeling_tinyenc.py"} <= set(upload_plan(model_dir, "me/tinyenc"))
+    shutil.rmtree(folder)  # the model folder carries everything it needs
+    marker.unlink()
+    with pytest.raises(ModelLoadError, match=r"comes with its own modelling code \(configuration_tinyenc"):
+        load_model_dir(model_dir)
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        MultiTaskModel.from_pretrained(model_dir)
+    assert not marker.exists()  # refused before any of it ran
+
+    loaded = load_model_dir(model_dir, trust_remote_code=True)
+    assert type(loaded.model.encoder).__name__ == "TinyEncModel"
+    with torch.no_grad():
+        expected = model.forward_all(batch["input_ids"], batch["attention_mask"])
+        got = loaded.model.forward_all(batch["input_ids"], batch["attention_mask"])
+    assert all(torch.equal(expected[task], got[task]) for task in expected)

@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import run_two_processes
 from seqeval.metrics import f1_score
 
@@ -137,3 +138,54 @@ def test_two_processes_give_the_same_report_as_one(trained, report_dir, tmp_path
     assert (tmp_path / "predictions" / "ner.jsonl").read_text() == (
         report_dir / "predictions" / "ner.jsonl"
     ).read_text()
+
+
+class PositionTags(torch.nn.Module):
+    """A stand-in NER head that tags each sub-token with its own position: tag p at position p."""
+
+    def __init__(self, num_tags: int) -> None:
+        super().__init__()
+        self.num_tags = num_tags
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(hidden.shape[1]).expand(hidden.shape[0], -1)  # (batch, seq)
+        return torch.nn.functional.one_hot(positions, self.num_tags).float()  # (batch, seq, tags)
+
+
+@pytest.mark.parametrize("empty", ["", "\u200b", "\u00ad"], ids=["empty-string", "zero-width-space", "soft-hyphen"])
+def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config, tiny_tokenizer, empty):
+    from accelerate import Accelerator
+    from datasets import Dataset
+
+    from hfmtl.data.collate import Collator
+    from hfmtl.data.loading import tokenize_split
+    from hfmtl.encoder import build_model
+    from hfmtl.evaluation import evaluate_tasks, make_eval_set
+
+    tags = ("O",) + tuple(f"B-P{position}" for position in range(1, 64))
+    model = build_model(tiny_config, {"sentiment": ("negative", "positive"), "ner": tags, "intensity": None}).eval()
+    model.heads["ner"] = PositionTags(len(tags))  # word i is predicted B-P<position of its first sub-token>
+    words = ["Peter", "Blackburn", "met", "officials", "of", "European", "Union", "in", "Buenos", "Aires"]
+    with_empty = [*words[:3], empty, *words[3:]]
+    encoded = tiny_tokenizer(words, is_split_into_words=True)
+    # The tokenizer yields no sub-token for the empty word: both sentences are the same ids.
+    assert tiny_tokenizer(with_empty, is_split_into_words=True)["input_ids"] == encoded["input_ids"]
+    word_ids = encoded.word_ids()
+    first_positions = [word_ids.index(i) for i in range(len(words))]  # [1, 3, 6, ...]: every word its own tag
+    gold = [f"B-P{position}" for position in first_positions]
+    gold_with_empty = [*gold[:3], "O", *gold[3:]]
+    ner = next(task for task in tiny_config.tasks if task.name == "ner")
+    examples = Dataset.from_list(
+        [{"tokens": with_empty, "tags": [tags.index(tag) for tag in gold_with_empty]}] * 2
+        + [{"tokens": words, "tags": [tags.index(tag) for tag in gold]}]
+    )
+    tokenized = tokenize_split(ner, "validation", examples, tiny_tokenizer, tiny_config.encoder.max_length)
+    result = evaluate_tasks(
+        model,
+        {"ner": make_eval_set("ner", tokenized)},
+        Collator(tiny_tokenizer.pad_token_id),
+        Accelerator(cpu=True),
+        batch_size=2,
+    )["ner"]
+    assert [record["prediction"] for record in result.predictions] == [gold_with_empty] * 2 + [gold]
+    assert result.metrics["f1"] == 1.0

@@ -73,6 +73,51 @@ def test_with_soft_sharing_a_step_on_one_task_changes_only_its_copy_and_head():
     assert model.soft_sharing_penalty("sentiment").item() > 0  # the copies now differ
 
 
+def test_the_soft_sharing_penalty_is_a_regularizer_kept_out_of_the_task_losses():
+    penalty, delta = 0.1, 0.01
+    model = model_for("sharing.soft_layers=1", f"sharing.soft_penalty={penalty}")
+    with torch.no_grad():
+        for parameter in model.private_layers["sentiment"].parameters():
+            parameter.add_(delta)
+    # By hand: of the 3 copies one is w + delta and two are w, so the mean is w + delta/3. Summed over every
+    # weight, the squared distance is (2 delta/3)^2 per weight for the moved copy and (delta/3)^2 for the others.
+    weights = sum(parameter.numel() for parameter in model.private_layers["sentiment"].parameters())
+    moved, unmoved = weights * (2 * delta / 3) ** 2, weights * (delta / 3) ** 2
+
+    labels = torch.tensor([1, 0])
+    output = model("sentiment", IDS, MASK, labels=labels)
+    assert (output.regularizer / penalty).item() == pytest.approx(moved, rel=1e-4)
+    assert torch.equal(output.loss, model.heads["sentiment"].loss(output.logits, labels))  # the head's loss alone
+    assert output.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(output.logits, labels).item())
+    output.regularizer.backward()  # pulls only the moved copy, toward the mean: d/dw penalty * (w - mean)^2
+    for parameter in model.private_layers["sentiment"].parameters():
+        assert torch.allclose(parameter.grad, torch.full_like(parameter, 2 * penalty * 2 * delta / 3), rtol=1e-3)
+    assert all(parameter.grad is None for parameter in model.private_layers["ner"].parameters())
+
+    tags = torch.tensor([[-100, 1, 2, 0, -100], [-100, 0, -100, -100, -100]])
+    joint = model(["sentiment", "ner"], IDS, MASK, labels={"sentiment": labels, "ner": tags})
+    assert (joint.regularizer / penalty).item() == pytest.approx(moved + unmoved, rel=1e-4)  # summed over tasks
+    head_losses = {
+        task: model.heads[task].loss(joint.logits[task], truth)
+        for task, truth in (("sentiment", labels), ("ner", tags))
+    }
+    assert all(torch.equal(joint.losses[task], head_losses[task]) for task in head_losses)
+    assert torch.equal(joint.loss, joint.losses["sentiment"] + joint.losses["ner"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "labels"),
+    [
+        (["sharing.soft_layers=1", "sharing.soft_penalty=0.1"], None),
+        (["sharing.soft_layers=1", "sharing.soft_penalty=0"], torch.tensor([1, 0])),
+        (["sharing.soft_penalty=0.1"], torch.tensor([1, 0])),
+    ],
+    ids=["no-labels", "no-penalty", "hard-sharing"],
+)
+def test_no_regularizer_without_labels_or_a_penalty(overrides, labels):
+    assert model_for(*overrides)("sentiment", IDS, MASK, labels=labels).regularizer is None
+
+
 def test_every_mode_survives_save_and_load(tmp_path):
     model = model_for("sharing.soft_layers=1", "tasks.ner.layer=1")
     model.save_pretrained(tmp_path)
@@ -116,7 +161,7 @@ def test_uncertainty_weighting_is_kendalls_form():
     with torch.no_grad():
         weighting.log_variances.copy_(torch.tensor([0.0, math.log(2.0)]))
     assert weighting("b", torch.tensor(3.0)).item() == pytest.approx(
-        math.exp(-math.log(2.0)) * 3.0 * 0.5 + math.log(2.0)
+        0.5 * (math.exp(-math.log(2.0)) * 3.0 + math.log(2.0))  # w_t * (exp(-s_t) * L_t + s_t)
     )
     assert weighting.weights() == pytest.approx({"a": 1.0, "b": 0.25})
 
@@ -219,7 +264,6 @@ def test_joint_rows_must_be_the_same_examples():
     b = Dataset.from_dict({"input_ids": [[1, 2], [1, 4]], "labels": [0.5, 0.2]})
     with pytest.raises(DataError, match=r"joint tasks \['a', 'b'\] do not read the same rows"):
         joint_rows(["a", "b"], [a, b])
-    assert joint_rows(["a", "b"], [a, a]) == [
-        {"input_ids": [1, 2], "labels": {"a": 0, "b": 0}},
-        {"input_ids": [1, 3], "labels": {"a": 1, "b": 1}},
-    ]
+    batch = joint_rows(["a", "b"], [a, a]).batch([0, 1], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2], [1, 3]]
+    assert {task: labels.tolist() for task, labels in batch["labels"].items()} == {"a": [0, 1], "b": [0, 1]}

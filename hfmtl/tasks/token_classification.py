@@ -2,7 +2,9 @@
 
 Words are split into sub-tokens; the word's tag goes on its first sub-token and -100 (ignored by the loss)
 on continuation pieces and special tokens. Truncation drops whole trailing sub-tokens, so the labels of the
-words that remain stay aligned; a word cut off entirely has no label in the batch.
+words that remain stay aligned; a word cut off entirely has no label in the batch, and neither has a word the
+tokenizer yields no sub-token for (e.g. a lone zero-width space). `label_words` records which word each label
+belongs to, so evaluation puts every prediction back on its own word.
 """
 
 from __future__ import annotations
@@ -33,19 +35,34 @@ def make_example(record: Mapping[str, Any], task: TaskConfig, labels: Sequence[s
 
 
 def tokenize(examples: dict[str, list[Any]], tokenizer: Any, max_length: int) -> dict[str, list[Any]]:
-    """Batched `Dataset.map` function: sub-token ids and tags aligned to each word's first sub-token."""
+    """Batched `Dataset.map` function: sub-token ids, tags aligned to each word's first sub-token, and the word
+    index of each of those labels (`label_words`, read by evaluation; training reads only the first two)."""
     encoded = tokenizer(examples["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
-    aligned = [align_labels(encoded.word_ids(i), tags) for i, tags in enumerate(examples["tags"])]
-    return {"input_ids": encoded["input_ids"], "labels": aligned}
+    word_ids = [encoded.word_ids(i) for i in range(len(examples["tokens"]))]
+    return {
+        "input_ids": encoded["input_ids"],
+        "labels": [align_labels(ids, tags) for ids, tags in zip(word_ids, examples["tags"], strict=True)],
+        "label_words": [label_words(ids) for ids in word_ids],
+    }
 
 
 def align_labels(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> list[int]:
     """Per sub-token labels: the word's tag on its first piece, IGNORE_INDEX elsewhere."""
-    labels, previous = [], None
+    return [IGNORE_INDEX if word is None else word_tags[word] for word in _word_starts(word_ids)]
+
+
+def label_words(word_ids: Sequence[int | None]) -> list[int]:
+    """The word index of each labelled sub-token, in order (one per word that kept a sub-token)."""
+    return [word for word in _word_starts(word_ids) if word is not None]
+
+
+def _word_starts(word_ids: Sequence[int | None]) -> list[int | None]:
+    """Per sub-token: its word's index on the word's first piece, None on continuation pieces and special tokens."""
+    pieces, previous = [], None
     for word in word_ids:
-        labels.append(IGNORE_INDEX if word is None or word == previous else word_tags[word])
+        pieces.append(None if word == previous else word)
         previous = word
-    return labels
+    return pieces
 
 
 def decode(text: str, words: Sequence[tuple[int, int, str, float]]) -> list[dict[str, Any]]:
