@@ -13,7 +13,7 @@ from hfmtl.config import TrainingConfig
 
 
 def build_optimizer(
-    model: nn.Module, training: TrainingConfig, *, is_cuda: bool, extra_groups: Sequence[dict[str, Any]] = ()
+    model: nn.Module, training: TrainingConfig, *, extra_groups: Sequence[dict[str, Any]] = ()
 ) -> torch.optim.AdamW:
     """AdamW over two groups: weight matrices decay; biases and LayerNorm weights (1-d tensors) do not.
     `extra_groups` are further parameter groups with settings of their own (e.g. learned loss weights)."""

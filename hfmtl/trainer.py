@@ -107,7 +107,7 @@ def train(
         {"params": list(module.parameters()), "lr": config.loss_weighting.learning_rate, "weight_decay": 0.0}
         for module in learned
     ]
-    optimizer = build_optimizer(model, training, is_cuda=is_cuda, extra_groups=weight_groups)
+    optimizer = build_optimizer(model, training, extra_groups=weight_groups)
     scheduler = build_scheduler(optimizer, training)
     model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
     weigh = learned[0] if learned else weighting  # what the step calls (DDP-wrapped when learned)

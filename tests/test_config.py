@@ -55,7 +55,7 @@ def test_unknown_task_kind(tmp_path):
     ("section", "value", "message"),
     [
         ({"training": {"max_steps": "many"}}, None, r"'training\.max_steps' must be an integer"),
-        ({"training": {"mixed_precision": "fp8"}}, None, r"'training\.mixed_precision' must be one of auto, no, fp16, bf16"),
+        ({"training": {"mixed_precision": "fp8"}}, None, r"'training\.mixed_precision' must be one of auto, no, fp16"),
         ({"training": {"max_steps": 10, "warmup_steps": 20}}, None, r"'training\.warmup_steps' \(20\) must be"),
         ({"training": {"learning_rate": "fast"}}, None, r"'training\.learning_rate' must be a finite number"),
         ({"sampling": {"strategy": "fixed", "weights": {"other": 1}}}, None, r"missing: \['sentiment'\]"),

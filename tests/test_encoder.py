@@ -159,7 +159,7 @@ def test_an_encoder_with_its_own_code_builds_trains_saves_and_reloads_when_trust
 
     batch = tokenizer(["a fine film", "an awful one"], return_tensors="pt", padding=True)
     before = model.encoder.embeddings.word_embeddings.weight.clone()
-    optimizer = build_optimizer(model, config.training, is_cuda=False)
+    optimizer = build_optimizer(model, config.training)
     output = model.train()("sentiment", batch["input_ids"], batch["attention_mask"], labels=torch.tensor([1, 0]))
     output.loss.backward()
     optimizer.step()

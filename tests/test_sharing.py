@@ -59,7 +59,7 @@ def test_soft_sharing_copies_the_pretrained_top_layers_and_starts_with_zero_pena
 
 def test_with_soft_sharing_a_step_on_one_task_changes_only_its_copy_and_head():
     model = model_for("sharing.soft_layers=1", "sharing.soft_penalty=0.1").train()
-    optimizer = build_optimizer(model, tiny().training, is_cuda=False)
+    optimizer = build_optimizer(model, tiny().training)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     model("sentiment", IDS, MASK, labels=torch.tensor([1, 0])).loss.backward()
     optimizer.step()
