@@ -1,9 +1,10 @@
 """MultiTaskPipeline: for each text, every task's answer from one encoder pass per batch.
 
-Texts longer than the encoder's window are not cut: they are split into overlapping windows (`stride`
-tokens of overlap). NER labels each word from the window where it sits farthest from an edge; the
-sequence-level tasks average their windows (sentiment: the probabilities; intensity: the values).
-Batches are formed from windows sorted by length, so there is little padding.
+Texts are split into CoNLL-style words (`hfmtl.words`), tokenized as NER training tokenized its words, so that
+`U.S.` or `Jean-Pierre` is one word here as it was there. Texts longer than the encoder's window are not cut:
+they are split into overlapping windows (`stride` tokens of overlap). NER labels each word from the window where
+it sits farthest from an edge; the sequence-level tasks average their windows (sentiment: the probabilities;
+intensity: the values). Batches are formed from windows sorted by length, so there is little padding.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hfmtl.errors import InputError
 from hfmtl.model_dir import load_model_dir
 from hfmtl.modeling import MultiTaskModel
 from hfmtl.tasks import classification, regression, token_classification
+from hfmtl.words import split_words
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class _Window:
     input_ids: list[int]
     word_ids: list[int | None]
     offsets: list[tuple[int, int]]
+    """Each token's character span in the original text ((0, 0) for special tokens)."""
 
 
 class MultiTaskPipeline:
@@ -63,18 +66,25 @@ class MultiTaskPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, model_dir_or_repo: str | Path, *, revision: str | None = None, allow_pickle: bool = False, **options: Any
+        cls,
+        model_dir_or_repo: str | Path,
+        *,
+        revision: str | None = None,
+        allow_pickle: bool = False,
+        trust_remote_code: bool = False,
+        **options: Any,
     ) -> MultiTaskPipeline:
         """From a model folder, or a Hub repo id (downloaded once, then read from the local cache).
 
-        `allow_pickle` also accepts a folder whose weights are only a pytorch_model.bin: opt in for trusted ones.
+        `allow_pickle` also accepts a folder whose weights are only a pytorch_model.bin, and `trust_remote_code`
+        runs the modelling code an encoder saved in the folder: opt in for trusted ones only.
         """
         path = Path(model_dir_or_repo)
         if not path.exists() and "/" in str(model_dir_or_repo) and not str(model_dir_or_repo).startswith((".", "/")):
             from hfmtl.hub import download_model
 
             path = download_model(str(model_dir_or_repo), revision=revision)
-        loaded = load_model_dir(path, allow_pickle=allow_pickle)
+        loaded = load_model_dir(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
         if loaded.run_config is not None:  # read texts the way the model was trained to
             options.setdefault("max_length", loaded.run_config.encoder.max_length)
         return cls(loaded.model, loaded.tokenizer, **options)
@@ -84,29 +94,43 @@ class MultiTaskPipeline:
         """Answers for one text (a dict) or for a list of texts (a list of dicts, in order)."""
         is_single = isinstance(texts, str)
         batch = [texts] if is_single else list(texts)
-        _check_texts(batch)
-        windows = self._windows(batch)
+        words = _split_texts(batch)
+        windows = self._windows(batch, words)
         per_text: list[list[tuple[_Window, dict[str, Any]]]] = [[] for _ in batch]
         for window, output in zip(windows, self._run(windows), strict=True):
             per_text[window.text_index].append((window, output))
-        answers = [self._answer(text, pairs) for text, pairs in zip(batch, per_text, strict=True)]
+        answers = [self._answer(text, spans, pairs) for text, spans, pairs in zip(batch, words, per_text, strict=True)]
         return answers[0] if is_single else answers
 
-    def _windows(self, texts: list[str]) -> list[_Window]:
+    def _windows(self, texts: list[str], words: list[list[tuple[int, int]]]) -> list[_Window]:
+        """Every text's words tokenized as in NER training (`is_split_into_words`), cut into overlapping windows.
+
+        The sequence-level tasks read these same windows. For a WordPiece tokenizer (BERT and its kin) the ids
+        equal those of the raw text wherever a word boundary is also a pre-token boundary (whitespace or
+        punctuation), which is everywhere except clitics: `don't` reads as `do` `n't`, as in the PTB-tokenized
+        SST and CoNLL training text. A BPE tokenizer (split words need its prefix space, in training as here)
+        sees a space before every word.
+        """
+        word_strings = [[text[start:end] for start, end in spans] for text, spans in zip(texts, words, strict=True)]
         with self._tokenizer_lock:  # a fast tokenizer sets its truncation state per call: one call at a time
             encoded = self.tokenizer(
-                texts,
+                word_strings,
+                is_split_into_words=True,
                 truncation=True,
                 max_length=self.max_length,
                 stride=self.stride,
                 return_overflowing_tokens=True,
                 return_offsets_mapping=True,
             )
+        windows = []
         rows = zip(encoded["overflow_to_sample_mapping"], encoded["input_ids"], encoded["offset_mapping"], strict=True)
-        return [
-            _Window(text_index, ids, encoded.word_ids(i), [tuple(pair) for pair in offsets])
-            for i, (text_index, ids, offsets) in enumerate(rows)
-        ]
+        for i, (text_index, ids, offsets) in enumerate(rows):
+            word_ids = encoded.word_ids(i)
+            # With split words, a token's offsets count from the start of its word: shift them into the text.
+            starts = [0 if word is None else words[text_index][word][0] for word in word_ids]
+            absolute = [(start + shift, end + shift) for (start, end), shift in zip(offsets, starts, strict=True)]
+            windows.append(_Window(text_index, ids, word_ids, absolute))
+        return windows
 
     def _run(self, windows: list[_Window]) -> list[dict[str, Any]]:
         """Every head's answer-space output per window, on the CPU: class probabilities, a value, or each
@@ -136,7 +160,9 @@ class MultiTaskPipeline:
                         outputs[index][task] = values[row].cpu()
         return outputs
 
-    def _answer(self, text: str, pairs: list[tuple[_Window, dict[str, Any]]]) -> dict[str, Any]:
+    def _answer(
+        self, text: str, words: list[tuple[int, int]], pairs: list[tuple[_Window, dict[str, Any]]]
+    ) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         for task, spec in self.specs.items():
             per_window = [output[task] for _, output in pairs]
@@ -145,32 +171,51 @@ class MultiTaskPipeline:
             elif spec.kind == "regression":
                 answer[task] = regression.decode(torch.stack(per_window).mean(), ())
             else:
-                answer[task] = token_classification.decode(text, _word_tags(pairs, task, spec.labels))
+                answer[task] = token_classification.decode(text, _word_tags(words, pairs, task, spec.labels))
         return answer
 
 
 def _word_tags(
-    pairs: list[tuple[_Window, dict[str, Any]]], task: str, labels: Sequence[str]
+    words: list[tuple[int, int]], pairs: list[tuple[_Window, dict[str, Any]]], task: str, labels: Sequence[str]
 ) -> list[tuple[int, int, str, float]]:
-    """Each word's (start, end, tag, score): the tag read at its first sub-token, from the window where that
-    sub-token sits farthest from the window's edges (so it saw the most context)."""
-    spans: dict[int, list[int]] = {}
+    """Each word's (start, end, tag, score): the tag read at its first sub-token (as in training), from the
+    window where that sub-token sits farthest from the window's edges (so it saw the most context).
+
+    A word the tokenizer gives no token (only characters it drops) has no tag, and is left out.
+    """
+    first_starts: dict[int, int] = {}  # where each word's first sub-token starts, over all windows
     for window, _ in pairs:
-        for word, (start, end) in zip(window.word_ids, window.offsets, strict=True):
+        for word, (start, _) in zip(window.word_ids, window.offsets, strict=True):
             if word is not None:
-                span = spans.setdefault(word, [start, end])
-                span[0], span[1] = min(span[0], start), max(span[1], end)
+                first_starts[word] = min(first_starts.get(word, start), start)
     best: dict[int, tuple[int, str, float]] = {}
     for window, output in pairs:
         last = len(window.input_ids) - 1
+        previous = None
         for position, word in enumerate(window.word_ids):
-            if word is None or window.offsets[position][0] != spans[word][0]:
-                continue  # not the word's first sub-token
+            # A window that begins inside a word holds only its later sub-tokens: their starts are further on.
+            is_first_piece = (
+                word is not None and word != previous and window.offsets[position][0] == first_starts[word]
+            )
+            previous = word
+            if not is_first_piece:
+                continue
             centrality = min(position, last - position)
             if word not in best or centrality > best[word][0]:
                 scores, tags = output[task]
                 best[word] = (centrality, labels[tags[position]], scores[position])
-    return [(spans[word][0], spans[word][1], tag, score) for word, (_, tag, score) in sorted(best.items())]
+    return [(*words[word], tag, score) for word, (_, tag, score) in sorted(best.items())]
+
+
+def _split_texts(texts: list[Any]) -> list[list[tuple[int, int]]]:
+    """Each text's word spans (`hfmtl.words.split_words`), once every text is checked to have words."""
+    _check_texts(texts)
+    words = [split_words(text) for text in texts]
+    for index, spans in enumerate(words):
+        if not spans:  # invisible separators only, such as zero-width spaces: str.strip keeps those
+            where = "the text" if len(texts) == 1 else f"text {index}"
+            raise InputError(f"{where} has no words, only invisible separators (e.g. zero-width spaces)")
+    return words
 
 
 def _check_texts(texts: list[Any]) -> None:

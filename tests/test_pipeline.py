@@ -6,6 +6,7 @@ import torch
 from hfmtl.cli import main
 from hfmtl.errors import InputError
 from hfmtl.pipeline import MultiTaskPipeline
+from hfmtl.words import split_words
 
 TEXTS = [
     "Anna met officials of Reuters in Paris .",
@@ -97,6 +98,8 @@ def test_batched_and_single_calls_agree(pipeline):
         (" \n\t ", "the text is empty or only whitespace"),
         (["fine", ""], "text 1 is empty or only whitespace"),
         (["fine", 42], "text 1 is int 42, not a string"),
+        ("\u200b\u200b", "the text has no words, only invisible separators"),
+        (["fine", "\ufeff \u200b\u2060"], "text 1 has no words, only invisible separators"),
         ([], "no texts to predict on"),
     ],
 )
@@ -172,3 +175,72 @@ def test_a_pickle_only_folder_loads_only_with_the_explicit_flag(trained, tmp_pat
         MultiTaskPipeline.from_pretrained(folder)
     opted_in = MultiTaskPipeline.from_pretrained(folder, allow_pickle=True)
     assert opted_in(TEXTS) == MultiTaskPipeline.from_pretrained(trained / "model")(TEXTS)
+
+
+ISSUE_TEXTS = [
+    "U.S. President Barack Obama met Jean-Pierre Raffarin in St. Louis-based Anheuser-Busch's office.",
+    "Germany's Kohl paid $1,000 (3.5%) to Tom Berg, who doesn't live in São Paulo… 🙂",
+]
+
+
+def tagging_every_word(trained, tag: str) -> MultiTaskPipeline:
+    """A pipeline whose NER head gives every token `tag`: its entities show the words it reads."""
+    pipeline = MultiTaskPipeline.from_pretrained(trained / "model", max_length=16, stride=4)
+    head, labels = pipeline.model.heads["ner"].out, pipeline.specs["ner"].labels
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        head.bias[labels.index(tag)] = 10.0
+    return pipeline
+
+
+def test_ner_reads_the_words_training_saw(trained):
+    begins = tagging_every_word(trained, "B-PER")
+    for text in ISSUE_TEXTS:
+        assert [e["word"] for e in begins(text)["ner"]] == [text[start:end] for start, end in split_words(text)]
+    assert [e["word"] for e in begins(ISSUE_TEXTS[0])["ner"]][:7] == [
+        "U.S.",
+        "President",
+        "Barack",
+        "Obama",
+        "met",
+        "Jean-Pierre",
+        "Raffarin",
+    ]
+    insides = tagging_every_word(trained, "I-PER")  # one entity, from the first word's start to the last's end
+    text = "  \t" + ISSUE_TEXTS[0] + " \u200b\n"
+    assert [(e["start"], e["end"], e["word"]) for e in insides(text)["ner"]] == [
+        (3, 3 + len(ISSUE_TEXTS[0]), ISSUE_TEXTS[0])
+    ]
+
+
+def test_long_texts_are_read_word_by_word_across_windows(trained):
+    begins = tagging_every_word(trained, "B-PER")  # windows of 16 tokens: words cross window edges
+    text = " ".join(ISSUE_TEXTS * 6)
+    entities = begins(text)["ner"]
+    assert [(e["start"], e["end"]) for e in entities] == split_words(text)
+    assert all(text[e["start"] : e["end"]] == e["word"] for e in entities)
+
+
+def test_entities_start_and_end_on_word_boundaries(pipeline):
+    for text in TEXTS + ISSUE_TEXTS:
+        spans = split_words(text)
+        starts, ends = {start for start, _ in spans}, {end for _, end in spans}
+        for entity in pipeline(text)["ner"]:
+            assert entity["start"] in starts and entity["end"] in ends, entity
+            assert entity["word"] == text[entity["start"] : entity["end"]]
+
+
+def test_words_give_a_wordpiece_tokenizer_the_raw_text_s_ids_but_for_clitics(pipeline):
+    """Why the sequence-level tasks can read the NER pass: for them the input is unchanged (see `_windows`)."""
+    tokenizer = pipeline.tokenizer
+
+    def both_ways(text):
+        words = [text[start:end] for start, end in split_words(text)]
+        return tokenizer(words, is_split_into_words=True)["input_ids"], tokenizer(text)["input_ids"]
+
+    for text in ISSUE_TEXTS[:1] + TEXTS:
+        as_words, as_text = both_ways(text)
+        assert as_words == as_text
+    as_words, as_text = both_ways("I don't")  # `do` `n't` (as in CoNLL and SST) vs `don` `'` `t`
+    assert as_words != as_text and len(as_words) == len(as_text) + 1
