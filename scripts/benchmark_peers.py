@@ -1,10 +1,13 @@
 """The single-task peer of scripts/benchmark.py: one `transformers` Trainer fine-tune per task, set up the
-way its users set it up (Auto* model for the task, the standard padding collator, default random batches),
-plus the three `transformers` pipelines that serve those models, and the machine's measured matmul peak."""
+way its users set it up (Auto* model for the task, the standard padding collator, the Trainer's own sampler),
+the standard recipe per task, the three `transformers` pipelines that serve those models, and the machine's
+measured matmul peak."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,57 @@ from transformers import (
 )
 
 from hfmtl.config import RunConfig, TaskConfig
+from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.encoder import resolve_encoder
+from hfmtl.evaluation import EvalSet, evaluate_tasks
+from hfmtl.metrics import MAIN_METRICS
 from hfmtl.modeling import TaskOutput, TaskSpec
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """How one Trainer fine-tune is set up: the figures the benchmark prints beside every peer's ratio."""
+
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup: float = 0.06
+    """`TrainingArguments.warmup_steps`: a fraction of the steps below 1, a number of steps from 1 on."""
+    weight_decay: float = 0.0
+    """The Trainer's default."""
+    max_length: int = 128
+    precision: str = "no"
+    """The resolved precision, as hfmtl.precision gives it: no, fp16 or bf16."""
+    sampling: str = "group_by_length"
+    """`TrainingArguments.train_sampling_strategy`: group_by_length (length-grouped batches) or random."""
+    seed: int = 42
+    steps: int | None = None
+    """Optimizer steps; None trains `epochs` epochs."""
+    epochs: float = 3.0
+
+
+STANDARD_RECIPES: dict[str, dict[str, Any]] = {
+    "sentiment": {"steps": 2000},  # SST-2: 67k rows, about one epoch at batch 32
+    "ner": {"epochs": 3.0},  # CoNLL-2003: 439 steps an epoch; one epoch is ~6 F1 points short of three
+    "intensity": {"epochs": 3.0},  # SST fine-grained intensity: 267 steps an epoch
+}
+"""How long each task of configs/quickstart.yaml trains in the standard single-task recipe (the one ENV.md
+measured: batch 32, lr 5e-5, 6 % warmup, max length 128, length-grouped batches, seed 42). A task of another
+name trains for `PeerSettings.epochs` (3) epochs."""
+
+
+def standard_settings(task: TaskConfig, precision: str) -> PeerSettings:
+    """The standard single-task recipe for `task`, in `precision`."""
+    return PeerSettings(precision=precision, **STANDARD_RECIPES.get(task.name, {}))
+
+
+@dataclass
+class PeerRun:
+    """A trained peer: its JSON-ready record (task, settings, steps, times, throughput) and the model."""
+
+    record: dict[str, Any]
+    model: torch.nn.Module
+    labels: tuple[str, ...] | None
 
 
 class CountingCollator:
@@ -43,26 +94,28 @@ class CountingCollator:
 
 
 class StepClock(TrainerCallback):
-    """The time at the end of every optimizer step."""
+    """The time training began, then the time at the end of every optimizer step (`times[k]`: after step k)."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.times.append(time.perf_counter())
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.times.append(time.perf_counter())
 
 
-def train_peer(config: RunConfig, task: TaskConfig, steps: int, work: Path, *, measure: bool) -> dict[str, Any]:
-    """Fine-tune a single-task model on `task` for `steps` steps with the Trainer (same encoder, batch size,
-    max length, learning rate and precision as the hfmtl run). With `measure`, return throughput figures
-    over the steps after the first tenth (warm-up), the way hfmtl's are read."""
-    steps = max(steps, 1)
+def train_peer(config: RunConfig, task: TaskConfig, settings: PeerSettings, work: Path, *, measure: bool) -> PeerRun:
+    """Fine-tune a single-task model of the config's encoder on `task` (the config's data) with the Trainer.
+
+    The record holds the settings, the steps run, the Trainer's `train_runtime` (the training loop alone) and,
+    with `measure`, throughput over the steps after the first tenth (warm-up), the way hfmtl's are read.
+    """
     source = resolve_encoder(config.encoder.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source)
     data = load_task_data(task, config.data_dir)
-    train_split = tokenize_task(data, tokenizer, config.encoder.max_length)["train"].select_columns(
-        ["input_ids", "labels"]
-    )
+    train_split = tokenize_task(data, tokenizer, settings.max_length)["train"].select_columns(["input_ids", "labels"])
     if task.kind == "token_classification":
         model = AutoModelForTokenClassification.from_pretrained(source, num_labels=len(data.labels))
         collator = CountingCollator(DataCollatorForTokenClassification(tokenizer))
@@ -70,48 +123,60 @@ def train_peer(config: RunConfig, task: TaskConfig, steps: int, work: Path, *, m
         num_labels = 1 if task.kind == "regression" else len(data.labels)
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
         collator = CountingCollator(DataCollatorWithPadding(tokenizer))
-    training = config.training
     arguments = TrainingArguments(
         output_dir=str(work / f"peer-{task.name}"),
-        per_device_train_batch_size=training.batch_size,
-        max_steps=steps,
-        learning_rate=training.learning_rate,
-        warmup_steps=max(1, steps // 16),
-        weight_decay=training.weight_decay,
-        bf16=training.mixed_precision == "bf16",
+        per_device_train_batch_size=settings.batch_size,
+        max_steps=settings.steps if settings.steps is not None else -1,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup,
+        weight_decay=settings.weight_decay,
+        bf16=settings.precision == "bf16",
+        fp16=settings.precision == "fp16",
+        train_sampling_strategy=settings.sampling,
         use_cpu=not torch.cuda.is_available(),
-        seed=config.seed,
+        seed=settings.seed,
         report_to="none",
         save_strategy="no",
-        logging_steps=max(1, steps),
+        logging_strategy="no",
         disable_tqdm=True,
     )
     clock = StepClock()
     trainer = Trainer(
-        model=model, args=arguments, train_dataset=train_split, data_collator=collator, callbacks=[clock]
+        model=model,
+        args=arguments,
+        train_dataset=train_split,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[clock],
     )
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    result: dict[str, Any] = {
+    output = trainer.train()
+    steps = trainer.state.global_step
+    record: dict[str, Any] = {
         "task": task.name,
+        "kind": task.kind,
+        "settings": dataclasses.asdict(settings),
         "steps": steps,
-        "seconds": seconds,
-        "model": trainer.model.eval(),
-        "accelerator": Accelerator(cpu=not torch.cuda.is_available()),
+        "train_runtime": output.metrics["train_runtime"],
     }
     if measure:
-        skip = max(1, steps // 10)
+        skip = min(max(1, steps // 10), steps - 1)  # a one-step run keeps its only step
         counted = collator.batches[skip:steps]
-        result = {
-            "task": task.name,
-            "steps": steps,
-            "seconds": clock.times[steps - 1] - clock.times[skip - 1],
-            "examples": sum(b[0] for b in counted),
-            "tokens": sum(b[1] for b in counted),
-            "padded_tokens": sum(b[2] for b in counted),
-        }
-    return result
+        record.update(
+            seconds=clock.times[steps] - clock.times[skip],
+            examples=sum(b[0] for b in counted),
+            tokens=sum(b[1] for b in counted),
+            padded_tokens=sum(b[2] for b in counted),
+        )
+    return PeerRun(record=record, model=trainer.model.eval(), labels=data.labels)
+
+
+def score_peer(run: PeerRun, task: TaskConfig, eval_set: EvalSet, pad_token_id: int) -> float:
+    """The peer's main validation metric, computed by hfmtl's own evaluation code on `eval_set`."""
+    spec = TaskSpec(task.name, task.kind, run.labels)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    scored = evaluate_tasks(PeerModel(run.model, spec), {task.name: eval_set}, Collator(pad_token_id), accelerator, 64)
+    return scored[task.name].metrics[MAIN_METRICS[task.kind]]
 
 
 class PeerModel(torch.nn.Module):
@@ -128,23 +193,39 @@ class PeerModel(torch.nn.Module):
         return TaskOutput(logits=logits.squeeze(-1) if logits.shape[-1] == 1 and logits.dim() == 2 else logits)
 
 
-def peer_pipelines(config: RunConfig, dtype: str) -> list[Any]:
-    """The three transformers pipelines a user would serve (untrained heads: only speed is measured)."""
+def torch_dtype(precision: str) -> torch.dtype:
+    """The weights' dtype for inference in a resolved precision (no, fp16, bf16)."""
+    return {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def peer_models(config: RunConfig, labels: dict[str, tuple[str, ...] | None]) -> list[torch.nn.Module]:
+    """One untrained Auto* model per task of the config, with its head's size (only speed is measured)."""
     source = resolve_encoder(config.encoder.name_or_path)
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    models = []
+    for task in config.tasks:
+        if task.kind == "token_classification":
+            models.append(AutoModelForTokenClassification.from_pretrained(source, num_labels=len(labels[task.name])))
+        else:
+            size = 1 if task.kind == "regression" else len(labels[task.name])
+            models.append(AutoModelForSequenceClassification.from_pretrained(source, num_labels=size))
+    return models
+
+
+def peer_pipelines(config: RunConfig, labels: dict[str, tuple[str, ...] | None], precision: str) -> list[Any]:
+    """The transformers pipelines a user would serve, one per task (untrained heads: only speed is measured)."""
+    source = resolve_encoder(config.encoder.name_or_path)
     device = 0 if torch.cuda.is_available() else -1
-    options = {"tokenizer": source, "batch_size": 64, "device": device, "dtype": torch_dtype}
-    sentiment = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
-    ner = AutoModelForTokenClassification.from_pretrained(source, num_labels=9)
-    intensity = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+    options = {"tokenizer": source, "batch_size": 64, "device": device, "dtype": torch_dtype(precision)}
     truncation = {"truncation": True, "max_length": config.encoder.max_length}
-    return [
-        PeerPipeline(pipeline("text-classification", model=sentiment, **options), truncation),
-        PeerPipeline(pipeline("token-classification", model=ner, aggregation_strategy="simple", **options), {}),
-        PeerPipeline(
-            pipeline("text-classification", model=intensity, function_to_apply="none", **options), truncation
-        ),
-    ]
+    pipes = []
+    for task, model in zip(config.tasks, peer_models(config, labels), strict=True):
+        if task.kind == "token_classification":
+            pipe = pipeline("token-classification", model=model, aggregation_strategy="simple", **options)
+            pipes.append(PeerPipeline(pipe, {}))
+        else:
+            scoring = {"function_to_apply": "none"} if task.kind == "regression" else {}
+            pipes.append(PeerPipeline(pipeline("text-classification", model=model, **scoring, **options), truncation))
+    return pipes
 
 
 class PeerPipeline:
@@ -177,26 +258,21 @@ class PlainForward:
         return answers
 
 
-def peer_forwards(config: RunConfig, dtype: str) -> list[PlainForward]:
-    """Plain batched forwards of the three single-task models, sorted by length like hfmtl's pipeline."""
-    source = resolve_encoder(config.encoder.name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+def peer_forwards(config: RunConfig, labels: dict[str, tuple[str, ...] | None], precision: str) -> list[PlainForward]:
+    """Plain batched forwards of the single-task models, sorted by length like hfmtl's pipeline."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(config.encoder.name_or_path))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    models = [
-        AutoModelForSequenceClassification.from_pretrained(source, num_labels=2),
-        AutoModelForTokenClassification.from_pretrained(source, num_labels=9),
-        AutoModelForSequenceClassification.from_pretrained(source, num_labels=1),
+    return [
+        PlainForward(model.to(device, torch_dtype(precision)), tokenizer, config.encoder.max_length)
+        for model in peer_models(config, labels)
     ]
-    return [PlainForward(m.to(device, torch_dtype), tokenizer, config.encoder.max_length) for m in models]
 
 
-def matmul_peak(dtype: str) -> float:
-    """The best GFLOP/s of a 2048 x 2048 matmul over a few tries (the device's practical peak)."""
+def matmul_peak(precision: str) -> float:
+    """The best GFLOP/s of a square matmul over a few tries (the device's practical peak) in `precision`."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     size = 8192 if device == "cuda" else 2048
-    a, b = (torch.randn(size, size, device=device, dtype=torch_dtype) for _ in range(2))
+    a, b = (torch.randn(size, size, device=device, dtype=torch_dtype(precision)) for _ in range(2))
     best = 0.0
     for _ in range(5):
         if device == "cuda":
