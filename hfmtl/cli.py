@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         help="continue from a checkpoint: the newest in the run's output dir, or the folder given",
     )
-    train.add_argument("--overwrite", action="store_true", help="start afresh even if output_dir holds checkpoints")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in output_dir (only the files a run writes are removed)",
+    )
     train.add_argument(
         "--stop-at", type=int, metavar="STEP", help="checkpoint and stop at this step (continue later with --resume)"
     )
@@ -63,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate TASK on this file instead (any supported format), e.g. --data ner=other.conll",
     )
     evaluate.add_argument("--out", help="report folder (default: report-SPLIT beside the model folder)")
-    evaluate.add_argument("--baseline", help="an earlier report.json to compare against")
+    evaluate.add_argument("--baseline", help="an earlier report.json to compare against (on the same data)")
+    evaluate.add_argument(
+        "--allow-different-data",
+        action="store_true",
+        help="compare with a --baseline even where it was scored on other data (other sha256)",
+    )
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     evaluate.add_argument(
@@ -77,9 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="answer every task for each text (JSON lines on stdout)")
     predict.add_argument("model_dir", help="a model folder, or a Hub repo id (user/name)")
     predict.add_argument("texts", nargs="*", help="texts to predict on")
-    predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl file (see --text-field)")
+    predict.add_argument(
+        "--input", help="a .txt (one text per line), .jsonl, .json, .csv or .tsv file (see --text-field)"
+    )
     predict.add_argument("--output", help="write JSON lines here instead of stdout")
-    predict.add_argument("--text-field", default="text", help="the field holding the text in --input .jsonl")
+    predict.add_argument(
+        "--text-field",
+        default="text",
+        help="the field or column holding the text in a .jsonl, .json, .csv or .tsv --input",
+    )
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     predict.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype for inference")
@@ -155,6 +170,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         task, separator, path = item.partition("=")
         if not separator or not task or not path:
             raise ConfigError(f"--data '{item}' must look like TASK=PATH")
+        if task in data:
+            raise ConfigError(f"--data gives task '{task}' twice ({data[task]} and {path}); give each task once")
         data[task] = path
     report, out = evaluate_model_dir(
         args.model_dir,
@@ -166,6 +183,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         baseline=args.baseline,
         batch_size=args.batch_size,
         trust_remote_code=args.trust_remote_code,
+        allow_different_data=args.allow_different_data,
     )
     if PartialState().is_main_process:
         kinds = {task: entry["kind"] for task, entry in report["tasks"].items()}

@@ -45,6 +45,12 @@ class DataConfig:
     """Validation split, like `train`. Needed for evaluation during training."""
     format: Literal["jsonl", "json", "csv", "tsv", "parquet", "conll"] | None = None
     """File format; taken from the file suffix when unset (`.txt`/`.conll` read as CoNLL columns)."""
+    quoting: Literal["csv", "none"] | None = None
+    """CSV/TSV only: `csv` reads `"`-quoted fields (the default for .csv); `none` takes `"` as a plain character
+    (the default for .tsv: a tab separates, nothing else is special). The original GoEmotions TSV files need csv."""
+    multiline: bool = False
+    """CSV/TSV with csv quoting: allow a quoted field to span lines. Off, such a field is an error naming the
+    line where its quote opened (usually a quote never closed)."""
     hub_id: str | None = None
     """A Hugging Face Hub dataset id; `train`/`validation` are then split names. Needs network access."""
     hub_subset: str | None = None
@@ -192,9 +198,13 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(raw).__name__}")
     for override in overrides:
@@ -205,6 +215,21 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     return config
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last one,
+    so a repeated `training:` section would silently replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"key '{key}' appears twice in one mapping, on lines {seen[key]} and {line}")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:

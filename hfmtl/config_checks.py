@@ -37,6 +37,8 @@ def check_config(config: RunConfig) -> None:
             cap = getattr(task.data, f"max_{split}_rows")
             if cap is not None and cap < 1:
                 raise ConfigError(f"'tasks.{task.name}.data.max_{split}_rows' must be >= 1 or null, got {cap}")
+    if not 0 <= config.seed < 2**32:  # numpy's and torch's seeding both take this range
+        raise ConfigError(f"'seed' must be between 0 and {2**32 - 1}, got {config.seed}")
     if config.encoder.max_length < 8:
         raise ConfigError(f"'encoder.max_length' must be at least 8, got {config.encoder.max_length}")
     _check_sampling(config.sampling, names)
@@ -86,6 +88,11 @@ def _check_training(training: TrainingConfig) -> None:
         )
     if training.learning_rate <= 0:
         raise ConfigError(f"'training.learning_rate' must be > 0, got {training.learning_rate}")
+    if training.weight_decay < 0:
+        raise ConfigError(f"'training.weight_decay' must be >= 0, got {training.weight_decay}")
+    patience = training.early_stopping_patience
+    if patience is not None and patience < 1:
+        raise ConfigError(f"'training.early_stopping_patience' must be >= 1 (evaluations) or null, got {patience}")
     if training.max_grad_norm is not None and training.max_grad_norm <= 0:
         raise ConfigError(f"'training.max_grad_norm' must be > 0 or null, got {training.max_grad_norm}")
     for tracker in training.report_to:
@@ -105,6 +112,8 @@ def _check_sharing(config: RunConfig) -> None:
     weighting = config.loss_weighting
     if weighting.dwa_temperature <= 0 or weighting.dwa_window < 1:
         raise ConfigError("'loss_weighting.dwa_temperature' must be > 0 and 'loss_weighting.dwa_window' >= 1")
+    if weighting.learning_rate <= 0:
+        raise ConfigError(f"'loss_weighting.learning_rate' must be > 0, got {weighting.learning_rate}")
     grouped: list[str] = []
     for group in config.joint_tasks:
         tasks = [config_task(config, name, "joint_tasks") for name in group]

@@ -27,7 +27,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     key, separator, text = override.partition("=")
     if not separator or not key.strip():
         raise ConfigError(f"override '{override}' must look like key.path=value")
-    value = yaml.safe_load(text) if text.strip() else None
+    value = _override_value(override, text)
     parts = key.strip().split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
@@ -40,6 +40,22 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     if isinstance(node, list):
         raise ConfigError(f"override '{override}': name a key inside the task, e.g. tasks.NAME.loss_weight=2")
     node[parts[-1]] = value
+
+
+def _override_value(override: str, text: str) -> Any:
+    """The value of `key=text`: YAML (`1e-4`, `true`, `[a, b]`, `{a: 1}`) where the text reads as a YAML value,
+    else the text itself. Text YAML would cut or misread (a ` #` comment, a `: ` making a mapping) stays a string."""
+    if not text.strip():
+        return None
+    if " #" in text or text.startswith("#") or (": " in text and not text.lstrip().startswith("{")):
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        if text.lstrip().startswith(("[", "{")):  # meant as a list or mapping: say what is wrong with it
+            problem = str(error).splitlines()[0]
+            raise ConfigError(f"override '{override}': the value is not valid YAML ({problem})") from None
+        return text
 
 
 def _task_by_name(tasks: list[Any], name: str, dotted: str) -> dict[str, Any]:

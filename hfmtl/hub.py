@@ -23,6 +23,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from hfmtl.errors import ConfigError
 from hfmtl.model_card import render_model_card
+from hfmtl.model_check import check_weights, read_model_config, saved_shapes
 from hfmtl.model_dir import METRICS_FILE, RUN_CONFIG_FILE, check_model_dir, read_card_inputs
 
 ALLOWED_FILES = (
@@ -97,6 +98,11 @@ def publish(
     """Create the repo if needed and upload the allow-listed files of a model folder in one commit."""
     model_dir = Path(model_dir)
     check_model_dir(model_dir)
+    config = read_model_config(model_dir)
+    if config.encoder_auto_map:  # its own code is not run here: the weights' header is still read and checked
+        saved_shapes(model_dir)
+    else:
+        check_weights(model_dir, config, None)
     try:
         validate_repo_id(repo_id)
     except HFValidationError as error:

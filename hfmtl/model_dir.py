@@ -18,7 +18,8 @@ from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config import RunConfig, load_config, save_config
 from hfmtl.errors import ModelLoadError
 from hfmtl.model_card import render_model_card
-from hfmtl.modeling import MultiTaskConfig, MultiTaskModel, register_auto_classes
+from hfmtl.model_check import check_weights, read_model_config
+from hfmtl.modeling import EncoderCode, MultiTaskConfig, MultiTaskModel, register_auto_classes
 
 MODEL_DIR = "model"
 """The folder, inside a run's output_dir, that holds its best model."""
@@ -68,14 +69,18 @@ def load_model_dir(path: str | Path, *, allow_pickle: bool = False, trust_remote
     """
     path = Path(path)
     check_model_dir(path, allow_pickle=allow_pickle)
-    code = MultiTaskConfig.from_json_file(path / "config.json").encoder_auto_map
+    config = read_model_config(path)
+    code = config.encoder_auto_map
     if code and not trust_remote_code:
         raise ModelLoadError(
             f"the encoder of '{path}' comes with its own modelling code ({', '.join(code.values())}), which hfmtl "
-            "does not run unless asked: trust_remote_code=True (only for code you have read and trust)"
+            "does not run unless asked: --trust-remote-code (trust_remote_code=True in Python; only for code you have "
+            "read and trust)"
         )
     register_auto_classes()  # so that AutoTokenizer, which reads config.json, knows the "hfmtl" model type
     is_pickle = not (path / "model.safetensors").is_file()
+    if not is_pickle:  # a missing head would otherwise load freshly initialised, and answer at random
+        check_weights(path, config, EncoderCode(str(path)) if trust_remote_code else None)
     model = MultiTaskModel.from_pretrained(
         path, use_safetensors=not is_pickle, trust_remote_code=trust_remote_code
     ).eval()

@@ -21,7 +21,7 @@ from hfmtl.errors import ConfigError, DataError
 from hfmtl.evaluation import evaluate_tasks, make_eval_set
 from hfmtl.model_dir import LoadedModel, load_model_dir
 from hfmtl.modeling import TaskSpec
-from hfmtl.records import environment
+from hfmtl.records import environment, read_metrics_log
 from hfmtl.reporting import build_report, write_report
 
 SPLITS = ("train", "validation")
@@ -38,12 +38,16 @@ def evaluate_model_dir(
     baseline: str | Path | None = None,
     batch_size: int = 64,
     trust_remote_code: bool = False,
+    allow_different_data: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate every task that has data and write the report; returns the report and its folder.
 
     Data per task: `data[task]` (a file, relative to the working directory) if given, else the `split` of
     the task in the run config (`config_path`, or the run_config.yaml saved in the model folder).
     """
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    previous = _baseline(baseline) if baseline else None
     loaded = load_model_dir(model_dir, trust_remote_code=trust_remote_code)
     config = _run_config(loaded, config_path, overrides)
     sources = _task_sources(loaded.model.config.task_specs, config, split, dict(data or {}))
@@ -55,13 +59,15 @@ def evaluate_model_dir(
     specs = {spec.name: spec for spec in model.config.task_specs}
     for name, (task, source, data_dir) in sources.items():
         examples, where = load_split(task, source, data_dir, specs[name].labels)
-        tokenized = tokenize_split(task, split, examples, loaded.tokenizer, max_length)
-        sets[name] = make_eval_set(name, tokenized)
         data_identity[name] = {
             "source": where,
             "sha256": file_sha256(where) if Path(where).is_file() else None,
             "examples": len(examples),
         }
+        if previous is not None and not allow_different_data:  # before any work on data that cannot compare
+            _check_same_data(previous, {name: data_identity[name]})
+        tokenized = tokenize_split(task, split, examples, loaded.tokenizer, max_length)
+        sets[name] = make_eval_set(name, tokenized)
     collator = Collator(loaded.tokenizer.pad_token_id)
     results = evaluate_tasks(model, sets, collator, accelerator, batch_size)
 
@@ -83,7 +89,7 @@ def evaluate_model_dir(
         {name: spec.kind for name, spec in specs.items() if name in results},
         identity,
         training_log=_training_log(loaded.path),
-        baseline=_baseline(baseline) if baseline else None,
+        baseline=previous,
     )
     if accelerator.is_main_process:
         write_report(report, results, out)
@@ -113,6 +119,12 @@ def _task_sources(
     if split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
     configured = {task.name: task for task in config.tasks} if config else {}
+    lacking = [name for name in configured if name not in names]
+    if lacking:
+        raise ConfigError(
+            f"the config names task(s) {', '.join(lacking)} that the model does not have; its tasks are: "
+            f"{', '.join(names)}"
+        )
     sources = {}
     for spec in specs:
         task = configured.get(spec.name) or TaskConfig(
@@ -131,6 +143,17 @@ def _task_sources(
     return sources
 
 
+def _check_same_data(baseline: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) -> None:
+    """A baseline is only comparable on the same data: every shared task's file must have the same sha256."""
+    for task, ours in data.items():
+        theirs = baseline.get("data", {}).get(task)
+        if theirs is not None and theirs.get("sha256") != ours["sha256"]:
+            raise DataError(
+                f"--baseline {baseline['source']} scored task '{task}' on other data ({theirs.get('source')}) than "
+                f"this evaluation ({ours['source']}): the sha256 differ. Pass --allow-different-data to compare anyway"
+            )
+
+
 def _default_label_column(kind: str) -> str:
     """Without a run config, the column names hfmtl's readers produce (CoNLL files give `ner_tags`)."""
     return "ner_tags" if kind == "token_classification" else "label"
@@ -140,7 +163,7 @@ def _training_log(model_dir: Path) -> list[dict[str, Any]] | None:
     log = model_dir.parent / "metrics.jsonl"
     if not log.is_file():
         return None
-    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_metrics_log(log)
 
 
 def _baseline(path: str | Path) -> dict[str, Any]:

@@ -53,7 +53,9 @@ class MultiTaskPipeline:
     ) -> None:
         if not tokenizer.is_fast:
             raise InputError("MultiTaskPipeline needs a fast tokenizer (for word boundaries and character offsets)")
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = _device(device)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model.to(device=device, dtype=dtype).eval()
         self.tokenizer = tokenizer
         self.max_length = min(max_length, model.encoder.config.max_position_embeddings)
@@ -207,13 +209,30 @@ def _word_tags(
     return [(*words[word], tag, score) for word, (_, tag, score) in sorted(best.items())]
 
 
+def _device(name: str | torch.device | None) -> torch.device:
+    """The device to run on (default: CUDA when there is one), checked to exist here."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device '{name}' is not a device name; expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise InputError(f"device '{name}' is not available here (this machine has {count} CUDA devices)")
+    elif device.type != "cpu":
+        raise InputError(f"device '{name}' is not supported; expected cpu, cuda or cuda:N")
+    return device
+
+
 def _split_texts(texts: list[Any]) -> list[list[tuple[int, int]]]:
     """Each text's word spans (`hfmtl.words.split_words`), once every text is checked to have words."""
     _check_texts(texts)
     words = [split_words(text) for text in texts]
     for index, spans in enumerate(words):
         if not spans:  # invisible separators only, such as zero-width spaces: str.strip keeps those
-            where = "the text" if len(texts) == 1 else f"text {index}"
+            where = "the text" if len(texts) == 1 else f"text {index + 1}"
             raise InputError(f"{where} has no words, only invisible separators (e.g. zero-width spaces)")
     return words
 
@@ -222,7 +241,7 @@ def _check_texts(texts: list[Any]) -> None:
     if not texts:
         raise InputError("no texts to predict on: give a string or a non-empty list of strings")
     for index, text in enumerate(texts):
-        where = "the text" if len(texts) == 1 else f"text {index}"
+        where = "the text" if len(texts) == 1 else f"text {index + 1}"
         if not isinstance(text, str):
             raise InputError(f"{where} is {type(text).__name__} {text!r:.60}, not a string")
         if not text.strip():

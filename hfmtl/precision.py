@@ -28,7 +28,7 @@ def resolve_mixed_precision(requested: str, device_type: str) -> str:
     if requested == "auto":
         return "bf16" if has_native_bf16(device_type) else "no"
     if requested == "fp16" and device_type != "cuda":
-        raise ConfigError("'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use bf16 or no")
+        raise ConfigError("'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use auto or no")
     if requested == "bf16" and device_type != "cuda" and not has_native_bf16(device_type):
         raise ConfigError("'training.mixed_precision' is bf16, but this CPU has no bf16 support; use no or auto")
     return requested

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 from tqdm.auto import tqdm
 
+from hfmtl.data.readers import SUFFIX_FORMATS, raise_problems, read_rows, read_text_file
 from hfmtl.errors import DataError, InputError
 from hfmtl.pipeline import MultiTaskPipeline
 
@@ -34,6 +35,8 @@ def predict_to_stream(
 
     Returns how many texts were answered.
     """
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if not texts and input_path is None:
         raise InputError("nothing to predict on: give texts as arguments or a file with --input")
     pipeline = MultiTaskPipeline.from_pretrained(
@@ -44,7 +47,7 @@ def predict_to_stream(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
     )
-    items = list(texts) + (list(read_texts(Path(input_path), text_field)) if input_path else [])
+    items = list(texts) + (read_texts(Path(input_path), text_field) if input_path else [])
     output: TextIO = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout  # noqa: SIM115
     try:
         chunk = batch_size * 8  # enough per call for length-sorted batches; small enough for steady progress
@@ -61,25 +64,49 @@ def predict_to_stream(
     return len(items)
 
 
-def read_texts(path: Path, text_field: str) -> Iterator[str]:
-    """Texts from a .txt file (one per non-empty line) or a .jsonl file (the `text_field` of each object)."""
+INPUT_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
+
+
+def read_texts(path: Path, text_field: str) -> list[str]:
+    """The texts of an input file, read as what its suffix says: .txt (one text per non-empty line), .jsonl
+    (the `text_field` of each object), .json (a list of strings, or of objects with `text_field`), .csv/.tsv
+    (the `text_field` column). Every text must be non-empty; errors name the file and line (from 1)."""
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            if path.suffix.lower() != ".jsonl":
-                yield line.rstrip("\n")
-                continue
-            record = _json_line(line, path, number)
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise DataError(f"{path}:{number}: expected an object with a text field '{text_field}'")
-            yield record[text_field]
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_SUFFIXES:
+        raise DataError(f"{path}: --input reads {', '.join(INPUT_SUFFIXES)} files, not '{suffix or 'no suffix'}'")
+    if suffix == ".txt":
+        text = read_text_file(path)
+        texts = [
+            (f"{path}:{n}", line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()
+        ]
+    elif suffix == ".json":
+        texts = _json_texts(path, text_field)
+    else:
+        rows = read_rows(path, SUFFIX_FORMATS[suffix])
+        texts = [(where, _field(record, text_field, where)) for where, record in rows]
+    if not texts:
+        raise DataError(f"{path}: no texts to predict on")
+    problems = [f"{where}: the text is empty or only whitespace" for where, text in texts if not text.strip()]
+    raise_problems(problems, f"texts of {path} cannot be used")
+    return [text for _, text in texts]
 
 
-def _json_line(line: str, path: Path, number: int) -> Any:
+def _json_texts(path: Path, text_field: str) -> list[tuple[str, str]]:
     try:
-        return json.loads(line)
+        items = json.loads(read_text_file(path))
     except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if not isinstance(items, list):
+        raise DataError(f"{path}: expected a JSON list of texts (strings, or objects with '{text_field}')")
+    return [
+        (f"{path}[{i + 1}]", item if isinstance(item, str) else _field(item, text_field, f"{path}[{i + 1}]"))
+        for i, item in enumerate(items)
+    ]
+
+
+def _field(record: Any, text_field: str, where: str) -> str:
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        raise DataError(f"{where}: expected an object with a text field '{text_field}' (see --text-field)")
+    return record[text_field]

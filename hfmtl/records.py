@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import platform
 import time
 from collections import defaultdict
@@ -16,9 +17,12 @@ import torch
 
 from hfmtl.atomic import write_text_atomic
 from hfmtl.config import RunConfig, config_to_dict
+from hfmtl.errors import DataError
 
 if TYPE_CHECKING:
     from hfmtl.train_step import ReadStep
+
+logger = logging.getLogger(__name__)
 
 
 def environment(seed: int, device: str, num_processes: int, mixed_precision: str) -> dict[str, Any]:
@@ -45,8 +49,31 @@ def environment(seed: int, device: str, num_processes: int, mixed_precision: str
     }
 
 
+def read_metrics_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl. A last line cut short by a kill is left out with a warning; any other
+    line that is not a JSON object is an error naming the file and line."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        elif number == len(lines):
+            logger.warning("%s:%d: ignoring a partial last line (the run was stopped while writing it)", path, number)
+        else:
+            raise DataError(f"{path}:{number}: not a metrics record (a JSON object with a 'step'); the log is damaged")
+    return records
+
+
 class MetricsLog:
-    """Appends one JSON object per line; on resume, drops what was logged after the checkpoint's step.
+    """Appends one JSON object per line; on resume, drops what was logged after the checkpoint's step (and a
+    partial last line a kill left behind).
 
     Only one process writes (`is_writer`); the others' writes are ignored, so callers need not check.
     """
@@ -70,7 +97,7 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return read_metrics_log(self.path)
 
 
 class TrainClock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from tqdm.auto import tqdm
 
 from hfmtl.atomic import write_json_atomic
 from hfmtl.checkpoint import (
-    CHECKPOINTS,
     TrainerState,
     find_latest_checkpoint,
     load_checkpoint,
@@ -44,6 +42,7 @@ from hfmtl.modeling import MultiTaskModel
 from hfmtl.optimization import build_optimizer, build_scheduler
 from hfmtl.precision import pad_multiple, resolve_mixed_precision
 from hfmtl.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
+from hfmtl.run_dir import earlier_run_files, locked_output_dir, remove_run_files
 from hfmtl.train_step import StepResult, forward_backward, read_steps
 
 
@@ -70,12 +69,22 @@ class TrainResult:
 def train(
     config: RunConfig, *, resume: str | None = None, overwrite: bool = False, stop_at_step: int | None = None
 ) -> TrainResult:
-    """Train the config's tasks together; `resume` is a checkpoint path or "latest"."""
+    """Train the config's tasks together; `resume` is a checkpoint path or "latest".
+
+    The output folder is locked for the run: a second run into it is refused while this one lives."""
     config = _with_resolved_precision(config)
+    accelerator = _make_accelerator(config.training, Path(config.output_dir))
+    with locked_output_dir(Path(config.output_dir), is_main_process=accelerator.is_main_process):
+        return _train(config, accelerator, resume, overwrite, stop_at_step)
+
+
+def _train(
+    config: RunConfig, accelerator: Accelerator, resume: str | None, overwrite: bool, stop_at_step: int | None
+) -> TrainResult:
     training = config.training
     output_dir = Path(config.output_dir)
-    accelerator = _make_accelerator(training, output_dir)
     resume_from = resolve_resume(output_dir, resume, overwrite)
+    leftovers = earlier_run_files(output_dir, overwrite=overwrite) if resume_from is None else []
     set_seed(config.seed)
 
     tokenizer = load_tokenizer(config.encoder)
@@ -121,9 +130,9 @@ def train(
         if not learned:  # learned weights come back with the modules; DWA's state lives in the trainer state
             weighting.load_state_dict(progress.loss_weighting)
         _say(accelerator, f"Resumed from {resume_from} at step {progress.step}")
-    elif accelerator.is_main_process:  # a fresh run (maybe --overwrite): nothing of an earlier run may remain
-        shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
-        shutil.rmtree(output_dir / MODEL_DIR, ignore_errors=True)
+    elif accelerator.is_main_process and leftovers:  # a fresh run: nothing of an earlier run may remain
+        _say(accelerator, f"Replacing the earlier run in {output_dir}: {', '.join(p.name for p in leftovers)}")
+        remove_run_files(leftovers)
     last_step = _last_step(training.max_steps, stop_at_step, progress.step)
     log = _start_records(accelerator, unwrapped, config, resume_step=progress.step if resume_from else None)
     evaluate = ModelSelection(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)

@@ -303,6 +303,7 @@ def inference(base: RunConfig, count: int, repeats: int) -> dict[str, Any]:
     """texts/s answering every task: one MultiTaskPipeline vs one transformers pipeline or plain forward
     per task, in the run's precision."""
     precision = base.training.mixed_precision
+    shown = "fp32" if precision == "no" else precision
     data = load_all_tasks(base)
     labels = {name: task_data.labels for name, task_data in data.items()}
     texts = validation_texts(data, count)
@@ -329,9 +330,9 @@ def inference(base: RunConfig, count: int, repeats: int) -> dict[str, Any]:
         "plain_forwards_texts_per_second": rates["plain_forwards"],
         "ratio_vs_plain_forwards": ours_rate / rates["plain_forwards"],
         "settings": {
-            "hfmtl": f"MultiTaskPipeline, batch 64, {precision}",
-            "pipelines": f"{len(base.tasks)} transformers pipelines, batch 64, {precision}",
-            "plain_forwards": f"{len(base.tasks)} models, length-sorted batches of 64, argmax, {precision}",
+            "hfmtl": f"MultiTaskPipeline, batch 64, {shown}",
+            "pipelines": f"{len(base.tasks)} transformers pipelines, batch 64, {shown}",
+            "plain_forwards": f"{len(base.tasks)} models, length-sorted batches of 64, argmax, {shown}",
         },
     }
 

@@ -76,7 +76,8 @@ def table(results: dict[str, Any]) -> str:
     lines += [
         "Made by " + ", then ".join(f"`{command}`" for command in meta["commands"]),
         "",
-        f"{meta['date']} · {meta['device']} · precision {precision['requested']} → {precision['resolved']} · "
+        f"{meta['date']} · {meta['device']} · "
+        f"precision {precision['requested']} → {precision_name(precision['resolved'])} · "
         f"torch {meta['versions']['torch']} · transformers {meta['versions']['transformers']} · "
         f"config `{meta['config']}`",
         "",
@@ -98,9 +99,20 @@ def table(results: dict[str, Any]) -> str:
             lines += [f"{UNMEASURED}: this part has not run.", ""]
             continue
         figures = results[part]
-        where = " · ".join(str(figures[key]) for key in ("precision", "device") if key in figures)
+        where = place(figures)
         lines += [f"{where} · `{figures['command']}`", "", *section(figures), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def precision_name(precision: str) -> str:
+    """How a resolved precision reads in the table: `no` (no autocast) is fp32."""
+    return "fp32" if precision == "no" else precision
+
+
+def place(figures: dict[str, Any]) -> str:
+    """`precision · device` of a part's figures."""
+    names = [precision_name(figures["precision"])] if "precision" in figures else []
+    return " · ".join([*names, *([str(figures["device"])] if "device" in figures else [])])
 
 
 def target_row(target: Target, results: dict[str, Any]) -> str:
@@ -108,7 +120,7 @@ def target_row(target: Target, results: dict[str, Any]) -> str:
     if figures is None:
         return f"| {target.label} | {UNMEASURED} | {target.describe()} | {UNMEASURED} | | |"
     value = figures[target.key]
-    where = " · ".join(str(figures[key]) for key in ("precision", "device") if key in figures)
+    where = place(figures)
     against = COMPARED_AGAINST[target.part](figures)
     if value is None:
         shown, met = unmeasured_reason(target.part, figures)
@@ -138,7 +150,7 @@ def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
         parts.append(f"warmup {settings['warmup']:g}")
     if "max_length" in settings:
         parts.append(f"max length {settings['max_length']}")
-    parts += [settings["precision"], settings["sampling"], f"steps {steps_text}"]
+    parts += [precision_name(settings["precision"]), settings["sampling"], f"steps {steps_text}"]
     if "seed" in settings:
         parts.append(f"seed {settings['seed']}")
     if "seeds" in settings:

@@ -114,3 +114,30 @@ def test_yaml_booleans_become_the_word_a_choice_field_expects(tmp_path):
     raw = {**MINIMAL, "training": {"mixed_precision": False}}  # what YAML makes of `mixed_precision: no`
     assert load_config(write(tmp_path, raw)).training.mixed_precision == "no"
     assert load_config(write(tmp_path, MINIMAL), ["training.mixed_precision=no"]).training.mixed_precision == "no"
+
+
+def test_set_values_that_yaml_would_cut_or_misread_stay_text(tmp_path):
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        ["output_dir=runs/a #1", "encoder.base_model=org/name: v2", "training.learning_rate=3e-4", "seed=7"],
+    )
+    assert config.output_dir == "runs/a #1" and config.encoder.base_model == "org/name: v2"
+    assert config.training.learning_rate == 3e-4 and config.seed == 7
+
+
+def test_a_key_given_twice_names_both_lines(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL) + "training:\n  max_steps: 3\ntraining:\n  max_steps: 4\n")
+    lines = path.read_text().splitlines()
+    first, second = (i + 1 for i, line in enumerate(lines) if line == "training:")
+    with pytest.raises(
+        ConfigError, match=rf"key 'training' appears twice in one mapping, on lines {first} and {second}"
+    ):
+        load_config(path)
+
+
+def test_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(yaml.safe_dump(MINIMAL).encode() + b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml is not UTF-8 text \(byte \d+ cannot be decoded\)"):
+        load_config(path)

@@ -138,7 +138,7 @@ def test_a_validation_label_unseen_in_training(tmp_path):
 
 def test_csv_row_with_a_missing_field(tmp_path):
     (tmp_path / "train.csv").write_text("text,label\ngood,pos\nbad\n")
-    with pytest.raises(DataError, match=r"train\.csv:3: 2 columns expected \(text, label\)"):
+    with pytest.raises(DataError, match=r"train\.csv:3: 1 fields, but the header has 2 \(text, label\)"):
         load_task_data(sentiment("train.csv"), tmp_path)
 
 

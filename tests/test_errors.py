@@ -109,6 +109,42 @@ CASES = [
     ),
     Case(
         "config",
+        "duplicated YAML key",
+        lambda t, r: ["data", data_file(t, "dup.yaml", "seed: 3\ntraining:\n  max_steps: 5\nseed: 4\n")],
+        "<tmp>/dup.yaml: key 'seed' appears twice in one mapping, on lines 1 and 4",
+    ),
+    Case(
+        "config",
+        "--set value that is broken YAML",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "training.report_to=[tensorboard"],
+        "override 'training.report_to=[tensorboard': the value is not valid YAML (while parsing a flow sequence)",
+    ),
+    Case(
+        "config",
+        "early stopping patience 0",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "training.early_stopping_patience=0"],
+        "configs/tiny.yaml: 'training.early_stopping_patience' must be >= 1 (evaluations) or null, got 0",
+    ),
+    Case(
+        "config",
+        "negative weight decay",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "training.weight_decay=-0.1"],
+        "configs/tiny.yaml: 'training.weight_decay' must be >= 0, got -0.1",
+    ),
+    Case(
+        "config",
+        "learned-weight learning rate not positive",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "loss_weighting.learning_rate=0"],
+        "configs/tiny.yaml: 'loss_weighting.learning_rate' must be > 0, got 0.0",
+    ),
+    Case(
+        "config",
+        "seed out of range",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "seed=-1"],
+        "configs/tiny.yaml: 'seed' must be between 0 and 4294967295, got -1",
+    ),
+    Case(
+        "config",
         "malformed --set",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "training.max_steps"],
         "override 'training.max_steps' must look like key.path=value",
@@ -172,6 +208,39 @@ CASES = [
     ),
     Case(
         "data",
+        "CSV quote never closed",
+        lambda t, r: [
+            "data",
+            data_config(t, "sentiment", "s.csv", 'text,label\n"never closed,positive\nok,negative\n'),
+        ],
+        '<tmp>/s.csv:2: a quoted field opens on this line and does not close on it (a stray or unclosed `"`?); set data.multiline: true if fields span lines, or data.quoting: none if `"` is text',
+    ),
+    Case(
+        "data",
+        "TSV row with a missing field",
+        lambda t, r: ["data", data_config(t, "sentiment", "s.tsv", "text\tlabel\nfine\tpositive\nbroken\n")],
+        "<tmp>/s.tsv:3: 1 fields, but the header has 2 (text, label)",
+    ),
+    Case(
+        "data",
+        "header names a column twice",
+        lambda t, r: ["data", data_config(t, "sentiment", "s.csv", "text,label,text\na,positive,b\n")],
+        "<tmp>/s.csv:1: the header names column(s) 'text' more than once",
+    ),
+    Case(
+        "data",
+        "file not UTF-8",
+        lambda t, r: ["data", bytes_config(t, "sentiment", "s.jsonl", b'{"text": "caf\xe9", "label": "positive"}\n')],
+        "<tmp>/s.jsonl: not UTF-8 text: the byte at offset 13 (0xe9) cannot be decoded; save the file as UTF-8",
+    ),
+    Case(
+        "data",
+        "empty NER word",
+        lambda t, r: ["data", data_config(t, "ner", "n.jsonl", '{"tokens": ["EU", " "], "ner_tags": ["O", "O"]}\n')],
+        "<tmp>/n.jsonl:1: word 2 is empty or only whitespace; every word needs characters",
+    ),
+    Case(
+        "data",
         "regression target not a number",
         lambda t, r: ["data", data_config(t, "intensity", "i.jsonl", '{"text": "a", "intensity": "high"}\n')],
         "<tmp>/i.jsonl:1: regression target 'intensity' must be a finite number, got 'high'",
@@ -214,7 +283,25 @@ CASES = [
             "--set",
             "training.mixed_precision=fp16",
         ],
-        "'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use bf16 or no",
+        "'training.mixed_precision' is fp16, which is ~19x slower on the CPU; use auto or no",
+    ),
+    Case(
+        "training",
+        "output_dir is a file",
+        lambda t, r: ["train", "configs/tiny.yaml", "--set", f"output_dir={data_file(t, 'out', '')}"],
+        "output_dir '<tmp>/out' is a file, not a folder",
+    ),
+    Case(
+        "training",
+        "output_dir holds files no run wrote",
+        lambda t, r: [
+            "train",
+            "configs/tiny.yaml",
+            "--set",
+            f"output_dir={Path(data_file(t, 'notes.txt', 'x')).parent}",
+        ],
+        "output_dir '<tmp>' is not empty and does not hold an earlier hfmtl run (notes.txt); hfmtl never removes "
+        "files it did not write: choose another folder with --set output_dir=...",
     ),
     Case(
         "training",
@@ -253,6 +340,13 @@ CASES = [
         "'<tmp>/model' has no model.safetensors (hfmtl loads weights only from safetensors)",
     ),
     Case(
+        "model folder",
+        "weights missing a head",
+        lambda t, r: ["predict", without_ner_head(t, r), "hello"],
+        "the weights in '<tmp>/model' do not match its config.json: 2 tensors missing (heads.ner.out.bias, "
+        "heads.ner.out.weight). The folder is damaged or mixed from two models; it is not loaded",
+    ),
+    Case(
         "evaluate",
         "--data for a task the model lacks",
         lambda t, r: ["evaluate", str(r / "model"), "--data", "pos=x.jsonl"],
@@ -265,6 +359,44 @@ CASES = [
         "--data 'ner' must look like TASK=PATH",
     ),
     Case(
+        "evaluate",
+        "--data for one task twice",
+        lambda t, r: ["evaluate", str(r / "model"), "--data", "ner=a.conll", "--data", "ner=b.conll"],
+        "--data gives task 'ner' twice (a.conll and b.conll); give each task once",
+    ),
+    Case(
+        "evaluate",
+        "--config naming a task the model lacks",
+        lambda t, r: ["evaluate", str(r / "model"), "--config", config_with(t, tasks__intensity__name="strength")],
+        "the config names task(s) strength that the model does not have; its tasks are: sentiment, ner, intensity",
+    ),
+    Case(
+        "evaluate",
+        "--baseline scored on other data",
+        lambda t, r: ["evaluate", str(r / "model"), "--out", f"{t}/out", "--baseline", other_data_baseline(t)],
+        "--baseline <tmp>/b.json scored task 'sentiment' on other data (elsewhere.jsonl) than this evaluation "
+        "(tests/assets/tiny/data/sst_validation.jsonl): the sha256 differ. Pass --allow-different-data to compare "
+        "anyway",
+    ),
+    Case(
+        "predict",
+        "--batch-size below 1",
+        lambda t, r: ["predict", str(r / "model"), "a text", "--batch-size", "-1"],
+        "--batch-size must be >= 1, got -1",
+    ),
+    Case(
+        "predict",
+        "unknown --device",
+        lambda t, r: ["predict", str(r / "model"), "a text", "--device", "tpu"],
+        "device 'tpu' is not a device name; expected cpu, cuda or cuda:N",
+    ),
+    Case(
+        "evaluate",
+        "--batch-size below 1",
+        lambda t, r: ["evaluate", str(r / "model"), "--batch-size", "0"],
+        "--batch-size must be >= 1, got 0",
+    ),
+    Case(
         "predict",
         "empty text",
         lambda t, r: ["predict", str(r / "model"), "   "],
@@ -272,9 +404,35 @@ CASES = [
     ),
     Case(
         "predict",
+        "text of zero-width spaces only",
+        lambda t, r: ["predict", str(r / "model"), "\u200b\u200b"],
+        "the text has no words, only invisible separators (e.g. zero-width spaces)",
+    ),
+    Case(
+        "model folder",
+        "encoder with its own code, not trusted",
+        lambda t, r: ["predict", own_code_model(t, r), "a text"],
+        "the encoder of '<tmp>/model' comes with its own modelling code (modeling_x.XModel), which hfmtl does not "
+        "run unless asked: --trust-remote-code (trust_remote_code=True in Python; only for code you have read and "
+        "trust)",
+    ),
+    Case(
+        "predict",
         "nothing to predict on",
         lambda t, r: ["predict", str(r / "model")],
         "nothing to predict on: give texts as arguments or a file with --input",
+    ),
+    Case(
+        "predict",
+        "--input of an unknown kind",
+        lambda t, r: ["predict", str(r / "model"), "--input", data_file(t, "in.md", "# notes")],
+        "<tmp>/in.md: --input reads .txt, .jsonl, .json, .csv, .tsv files, not '.md'",
+    ),
+    Case(
+        "predict",
+        "--input without texts",
+        lambda t, r: ["predict", str(r / "model"), "--input", data_file(t, "empty.txt", "\n  \n")],
+        "<tmp>/empty.txt: no texts to predict on",
     ),
     Case(
         "predict",
@@ -295,6 +453,40 @@ CASES = [
         "--repo-id 'model' must name its owner: user/name or organization/name",
     ),
 ]
+
+
+def own_code_model(tmp: Path, run: Path) -> str:
+    """The trained model folder, its encoder's config pointing at modelling code of its own (never run here)."""
+    folder = tmp / "model"
+    shutil.copytree(run / "model", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["encoder"]["auto_map"] = {"AutoModel": "modeling_x.XModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_x.py").write_text("raise SystemExit('this code must never run')\n")
+    return str(folder)
+
+
+def bytes_config(tmp: Path, task: str, name: str, content: bytes) -> str:
+    """Like data_config, with the task's training file holding exactly these bytes."""
+    config = data_config(tmp, task, name, "")
+    (tmp / name).write_bytes(content)
+    return config
+
+
+def without_ner_head(tmp: Path, run: Path) -> str:
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp / "model"
+    shutil.copytree(run / "model", folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({n: w for n, w in weights.items() if not n.startswith("heads.ner.")}, folder / "model.safetensors")
+    return str(folder)
+
+
+def other_data_baseline(tmp: Path) -> str:
+    baseline = {"tasks": {}, "data": {"sentiment": {"source": "elsewhere.jsonl", "sha256": "0" * 64}}}
+    (tmp / "b.json").write_text(json.dumps(baseline))
+    return str(tmp / "b.json")
 
 
 def pickled_only(tmp: Path, run: Path) -> str:

@@ -84,8 +84,15 @@ def test_html_is_self_contained_and_its_figures_show_the_reported_numbers(report
 def test_a_file_outside_the_config_and_a_baseline(trained, report_dir, tmp_path):
     other = tmp_path / "other.conll"
     other.write_text("Anna B-PER\nmet O\nKenji B-PER\n\nParis B-LOC\n")
+    baseline = report_dir / "report.json"
+    with pytest.raises(DataError, match=r"scored task 'ner' on other data .* the sha256 differ\. Pass --allow-diff"):
+        evaluate_model_dir(trained / "model", data={"ner": str(other)}, out_dir=tmp_path / "out", baseline=baseline)
     report, out = evaluate_model_dir(
-        trained / "model", data={"ner": str(other)}, out_dir=tmp_path / "out", baseline=report_dir / "report.json"
+        trained / "model",
+        data={"ner": str(other)},
+        out_dir=tmp_path / "out",
+        baseline=baseline,
+        allow_different_data=True,
     )
     assert report["data"]["ner"]["source"] == str(other) and report["data"]["ner"]["examples"] == 2
     assert report["split"] == "validation and given files"

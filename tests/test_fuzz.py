@@ -98,3 +98,74 @@ def test_malformed_conll_files_load_cleanly_or_fail_whole(tmp_path_factory, line
         assert "train.txt" in str(error) or "has no rows" in str(error)
         return
     assert sum(len(tags) for tags in data.splits["train"]["tags"]) == len(words)  # every word, none dropped
+
+
+ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "cp1252", "utf-16", "shift_jis"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(st.binary(max_size=200), st.text(alphabet=ALPHABET, max_size=120)),
+    encoding=ENCODINGS,
+    file_format=st.sampled_from(["jsonl", "json", "csv", "tsv", "conll"]),
+)
+def test_random_bytes_in_any_encoding_load_or_fail_with_a_data_error(tmp_path_factory, body, encoding, file_format):
+    """Whatever the bytes, every reader either reads them whole or raises a DataError naming the file."""
+    from hfmtl.data.readers import read_rows
+
+    path = tmp_path_factory.mktemp("fuzz") / f"input.{file_format}"
+    if isinstance(body, str):
+        try:
+            body = body.encode(encoding)
+        except UnicodeEncodeError:
+            return
+    path.write_bytes(body)
+    try:
+        rows = read_rows(path, file_format)
+    except DataError as error:
+        assert "input." in str(error)
+        return
+    assert all(isinstance(record, dict) for _, record in rows)
+
+
+@pytest.fixture(scope="module")
+def model_files(trained):
+    from safetensors.torch import load_file
+
+    return json.loads((trained / "model" / "config.json").read_text()), load_file(
+        trained / "model" / "model.safetensors"
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_model_folder_missing_any_tensor_or_config_key_is_refused(tmp_path_factory, trained, model_files, data):
+    """Delete random tensors or config keys: the folder is refused with a ModelLoadError, never loaded with a
+    freshly initialised part."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from hfmtl.errors import ModelLoadError
+    from hfmtl.model_dir import load_model_dir
+
+    config, weights = model_files
+    folder = tmp_path_factory.mktemp("fuzz") / "model"
+    shutil.copytree(trained / "model", folder)
+    if data.draw(st.booleans(), label="delete tensors"):
+        names = sorted(weights)
+        dropped = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=4, unique=True), label="tensors")
+        save_file({n: t for n, t in weights.items() if n not in dropped}, folder / "model.safetensors")
+    else:
+        broken = json.loads(json.dumps(config))
+        where = data.draw(st.sampled_from(["top", "encoder", "task"]), label="where")
+        node = broken if where == "top" else broken["encoder"] if where == "encoder" else broken["tasks"][0]
+        essential = {
+            "top": ["tasks", "encoder", "model_type"],
+            "encoder": ["model_type", "hidden_size", "num_hidden_layers", "vocab_size"],
+            "task": ["name", "kind", "labels"],
+        }[where]
+        node.pop(data.draw(st.sampled_from(essential), label="key"), None)
+        (folder / "config.json").write_text(json.dumps(broken))
+    with pytest.raises(ModelLoadError):
+        load_model_dir(folder)

@@ -96,10 +96,10 @@ def test_batched_and_single_calls_agree(pipeline):
     [
         ("", "the text is empty or only whitespace"),
         (" \n\t ", "the text is empty or only whitespace"),
-        (["fine", ""], "text 1 is empty or only whitespace"),
-        (["fine", 42], "text 1 is int 42, not a string"),
+        (["fine", ""], "text 2 is empty or only whitespace"),
+        (["fine", 42], "text 2 is int 42, not a string"),
         ("\u200b\u200b", "the text has no words, only invisible separators"),
-        (["fine", "\ufeff \u200b\u2060"], "text 1 has no words, only invisible separators"),
+        (["fine", "\ufeff \u200b\u2060"], "text 2 has no words, only invisible separators"),
         ([], "no texts to predict on"),
     ],
 )

@@ -13,7 +13,7 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from hfmtl.config import DataConfig, RunConfig, TaskConfig
-from hfmtl.data.readers import Row, detect_format, read_rows
+from hfmtl.data.readers import Row, detect_format, raise_problems, read_rows
 from hfmtl.errors import DataError
 from hfmtl.tasks import TASK_KINDS
 
@@ -77,9 +77,6 @@ def load_split(
     return _examples(task, rows, labels), source
 
 
-MAX_REPORTED_PROBLEMS = 10
-
-
 def _examples(task: TaskConfig, rows: list[Row], labels: tuple[str, ...] | None) -> Dataset:
     """Check every row; report all the rows that cannot be used at once, not just the first."""
     kind = TASK_KINDS[task.kind]
@@ -89,16 +86,7 @@ def _examples(task: TaskConfig, rows: list[Row], labels: tuple[str, ...] | None)
             examples.append(kind.make_example(record, task, labels, where))
         except DataError as error:
             problems.append(str(error))
-    if len(problems) == 1:
-        raise DataError(problems[0])
-    if problems:
-        shown = "\n  ".join(problems[:MAX_REPORTED_PROBLEMS])
-        more = (
-            f"\n  ... and {len(problems) - MAX_REPORTED_PROBLEMS} more"
-            if len(problems) > MAX_REPORTED_PROBLEMS
-            else ""
-        )
-        raise DataError(f"{len(problems)} rows of task '{task.name}' cannot be used:\n  {shown}{more}")
+    raise_problems(problems, f"rows of task '{task.name}' cannot be used")
     return Dataset.from_list(examples)
 
 
@@ -141,7 +129,8 @@ def _rows(data: DataConfig, name: str, data_dir: str | Path) -> tuple[Iterator[R
     path = resolve_data_path(data_dir, name)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}')")
-    return read_rows(path, detect_format(path, data.format)), {}
+    rows = read_rows(path, detect_format(path, data.format), quoting=data.quoting, multiline=data.multiline)
+    return iter(rows), {}
 
 
 def _hub_rows(hub_id: str, subset: str | None, split: str) -> tuple[Iterator[Row], dict[str, list[str]]]:
@@ -186,14 +175,3 @@ def _infer_labels(task: TaskConfig, rows: list[Row]) -> tuple[str, ...]:
     if len(labels) < 2:
         raise DataError(f"task '{task.name}': the training split has fewer than two distinct labels ({list(labels)})")
     return labels
-
-
-def model_rows(dataset: Dataset) -> list[dict[str, Any]]:
-    """Plain rows with only what the collator needs (Arrow row access per batch would be slower)."""
-    return [
-        {"input_ids": ids, "labels": labels}
-        for ids, labels in zip(dataset["input_ids"], dataset["labels"], strict=True)
-    ]
-
-
-# END

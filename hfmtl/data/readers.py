@@ -6,6 +6,7 @@ Every row comes with a location (`file:line`) so that errors found later can poi
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,64 +39,136 @@ def detect_format(path: Path, declared: str | None) -> str:
     return SUFFIX_FORMATS[path.suffix.lower()]
 
 
-def read_rows(path: Path, file_format: str) -> Iterator[Row]:
-    """Yield `(where, record)` for every row of a local file."""
+MAX_REPORTED_PROBLEMS = 10
+"""A file with many bad rows reports this many of them, then a count."""
+
+
+def read_rows(path: Path, file_format: str, *, quoting: str | None = None, multiline: bool = False) -> list[Row]:
+    """Every row of a local file as `(where, record)`, or an error listing every bad row (none is skipped).
+
+    Text files are read as UTF-8 (a byte-order mark is accepted). `quoting` applies to CSV/TSV files: `csv`
+    (the default for .csv) reads `"`-quoted fields; `none` (the default for .tsv) treats `"` as a character.
+    `multiline` allows a quoted field to span lines; without it such a field is an error at the line where
+    its quote opened (most often a quote that was never closed).
+    """
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    readers = {
-        "jsonl": _read_jsonl,
-        "json": _read_json,
-        "csv": _read_csv,
-        "tsv": _read_tsv,
-        "parquet": _read_parquet,
-        "conll": _read_conll,
-    }
-    return readers[file_format](path)
+    if file_format not in ("csv", "tsv") and (quoting is not None or multiline):
+        raise DataError(f"{path}: data.quoting and data.multiline apply to csv and tsv files, not {file_format}")
+    if file_format == "parquet":
+        return list(_read_parquet(path))
+    text = read_text_file(path)
+    if file_format in ("csv", "tsv"):
+        quoting = quoting or ("csv" if file_format == "csv" else "none")
+        if multiline and quoting != "csv":
+            raise DataError(f"{path}: data.multiline needs data.quoting: csv (without quotes no field spans lines)")
+        return _read_delimited(path, text, "," if file_format == "csv" else "\t", quoting, multiline)
+    readers = {"jsonl": _read_jsonl, "json": _read_json, "conll": _read_conll}
+    return readers[file_format](path, text)
 
 
-def _read_jsonl(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{path}:{number}: not valid JSON ({error.msg}); expected one object per line"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield f"{path}:{number}", record
-
-
-def _read_json(path: Path) -> Iterator[Row]:
+def read_text_file(path: Path) -> str:
+    """A text file's content: UTF-8, with or without a byte-order mark; anything else is a clear error."""
+    data = path.read_bytes()
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not UTF-8 text: the byte at offset {error.start} (0x{data[error.start]:02x}) cannot be decoded; "
+            "save the file as UTF-8"
+        ) from None
+
+
+def raise_problems(problems: list[str], what: str) -> None:
+    """Raise one DataError listing every problem (up to MAX_REPORTED_PROBLEMS, then a count); `what` says
+    which rows, e.g. "rows of x.tsv cannot be read". Nothing to raise when there is no problem."""
+    if len(problems) == 1:
+        raise DataError(problems[0])
+    if problems:
+        shown = "\n  ".join(problems[:MAX_REPORTED_PROBLEMS])
+        hidden = len(problems) - MAX_REPORTED_PROBLEMS
+        more = f"\n  ... and {hidden} more" if hidden > 0 else ""
+        raise DataError(f"{len(problems)} {what}:\n  {shown}{more}")
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as files have them: split at \\n (and \\r\\n), not at the other characters str.splitlines takes."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _read_jsonl(path: Path, text: str) -> list[Row]:
+    rows, problems = [], []
+    for number, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"{path}:{number}: not valid JSON ({error.msg}); expected one object per line")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            continue
+        rows.append((f"{path}:{number}", record))
+    raise_problems(problems, f"rows of {path} cannot be read")
+    return rows
+
+
+def _read_json(path: Path, text: str) -> list[Row]:
+    try:
+        records = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise DataError(f"{path}: expected a JSON list of objects (or use .jsonl, one object per line)")
-    for index, record in enumerate(records):
-        yield f"{path}[{index}]", record
+    return [(f"{path}[{index}]", record) for index, record in enumerate(records)]
 
 
-def _read_csv(path: Path, delimiter: str = ",") -> Iterator[Row]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        if not reader.fieldnames:
-            return
-        for record in reader:
-            if None in record or None in record.values():
-                raise DataError(
-                    f"{path}:{reader.line_num}: {len(reader.fieldnames)} columns expected "
-                    f"({', '.join(reader.fieldnames)}), found another number"
+UNCLOSED_QUOTE = (
+    'a quoted field opens on this line and does not close on it (a stray or unclosed `"`?); set data.multiline: '
+    'true if fields span lines, or data.quoting: none if `"` is text'
+)
+
+
+def _read_delimited(path: Path, text: str, delimiter: str, quoting: str, multiline: bool) -> list[Row]:
+    """CSV or TSV with a header row; every row must have the header's number of fields."""
+    options: dict[str, Any] = {"delimiter": delimiter, "strict": True}
+    if quoting == "none":
+        options.update(quoting=csv.QUOTE_NONE, quotechar=None)
+    reader = csv.reader(io.StringIO(text, newline=""), **options)
+    header: list[str] | None = None
+    rows, problems, line = [], [], 1
+    try:
+        for fields in reader:
+            start, line = line, reader.line_num + 1  # this record's first line; the next record's
+            if reader.line_num > start and not multiline:
+                problems.append(f"{path}:{start}: {UNCLOSED_QUOTE}")
+                continue
+            if not fields:
+                continue
+            if header is None:
+                header = _checked_header(path, fields)
+            elif len(fields) != len(header):
+                problems.append(
+                    f"{path}:{start}: {len(fields)} fields, but the header has {len(header)} ({', '.join(header)})"
                 )
-            yield f"{path}:{reader.line_num}", record
+            else:
+                rows.append((f"{path}:{start}", dict(zip(header, fields, strict=True))))
+    except csv.Error as error:  # the record that starts at `line` is malformed; nothing after it can be trusted
+        is_unclosed = "unexpected end of data" in str(error)
+        problems.append(f"{path}:{line}: {UNCLOSED_QUOTE if is_unclosed else f'{error} (a misplaced quote?)'}")
+    raise_problems(problems, f"rows of {path} cannot be read")
+    return rows
 
 
-def _read_tsv(path: Path) -> Iterator[Row]:
-    return _read_csv(path, delimiter="\t")
+def _checked_header(path: Path, names: list[str]) -> list[str]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}:1: the header names column(s) {', '.join(map(repr, repeated))} more than once")
+    return names
 
 
 def _read_parquet(path: Path) -> Iterator[Row]:
@@ -105,30 +178,30 @@ def _read_parquet(path: Path) -> Iterator[Row]:
         yield f"{path} row {index + 1}", record
 
 
-def _read_conll(path: Path) -> Iterator[Row]:
+def _read_conll(path: Path, text: str) -> list[Row]:
     """CoNLL columns: `word [pos chunk ...] tag` per line, blank lines between sentences, -DOCSTART- skipped.
 
     The record has `tokens` (first column), `ner_tags` (last column) and, for 4-column files, `pos_tags`
     and `chunk_tags`, matching the CoNLL-2003 JSON Lines layout.
     """
     sentence: list[list[str]] = []
-    start = 0
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            columns = line.split()
-            if not columns or columns[0] == "-DOCSTART-":
-                if sentence:
-                    yield f"{path}:{start}", _conll_record(sentence)
-                sentence = []
-                continue
-            if len(columns) < 2 or (sentence and len(columns) != len(sentence[0])):
-                expected = len(sentence[0]) if sentence else "at least 2"
-                raise DataError(f"{path}:{number}: expected {expected} space-separated columns, found {len(columns)}")
-            if not sentence:
-                start = number
-            sentence.append(columns)
-    if sentence:
-        yield f"{path}:{start}", _conll_record(sentence)
+    rows, problems, start = [], [], 0
+    for number, line in enumerate([*_lines(text), ""], start=1):  # a blank line at the end closes the last one
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            if sentence:
+                rows.append((f"{path}:{start}", _conll_record(sentence)))
+            sentence = []
+            continue
+        if len(columns) < 2 or (sentence and len(columns) != len(sentence[0])):
+            expected = len(sentence[0]) if sentence else "at least 2"
+            problems.append(f"{path}:{number}: expected {expected} space-separated columns, found {len(columns)}")
+            continue
+        if not sentence:
+            start = number
+        sentence.append(columns)
+    raise_problems(problems, f"rows of {path} cannot be read")
+    return rows
 
 
 def _conll_record(sentence: list[list[str]]) -> dict[str, Any]:

@@ -100,6 +100,9 @@ def _read_words_and_tags(record: Mapping[str, Any], task: TaskConfig, where: str
         raise DataError(f"{where}: column '{task.label_column}' must be a list of tags")
     if not words:
         raise DataError(f"{where}: the sentence has no words")
+    blank = [str(i + 1) for i, word in enumerate(words) if not word.strip()]
+    if blank:  # the tokenizer gives such a word no token: its tag would be silently dropped
+        raise DataError(f"{where}: word {', '.join(blank)} is empty or only whitespace; every word needs characters")
     if len(words) != len(tags):
         raise DataError(
             f"{where}: {len(words)} words but {len(tags)} tags in '{task.label_column}'; expected one tag per word"

@@ -1,0 +1,150 @@
+"""A run's output folder: locked while a run writes it, and never emptied of anything a run did not write.
+
+A fresh run takes an empty or missing folder. A folder holding an earlier hfmtl run (its `run_config.yaml`)
+with something worth keeping (a model, a report, a complete checkpoint) is refused unless `--overwrite`,
+which removes only what a run writes; an earlier run that ended before saving anything (killed early) is
+simply replaced. A folder with anything else in it is refused, overwrite or not. The lock file names the
+process and host; a lock whose process is gone (a killed run) is taken over with a warning, so `--resume`
+after a kill just works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from hfmtl.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".hfmtl.lock"
+RUN_MARKER = "run_config.yaml"
+RUN_OUTPUTS = (
+    RUN_MARKER,
+    "environment.json",
+    "tasks.json",
+    "metrics.jsonl",
+    ".metrics.jsonl.tmp",
+    "checkpoints",
+    "model",
+    "logs",
+    "report-*",
+)
+"""What `hfmtl train` (and `hfmtl evaluate`, beside the model folder) writes in an output folder."""
+
+
+@contextlib.contextmanager
+def locked_output_dir(output_dir: Path, *, is_main_process: bool = True) -> Iterator[None]:
+    """Hold the folder's lock while the body runs (only the main process locks; the others share its run)."""
+    if not is_main_process:
+        yield
+        return
+    lock = output_dir / LOCK_FILE
+    _acquire(lock)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def earlier_run_files(output_dir: Path, *, overwrite: bool) -> list[Path]:
+    """What a fresh run in `output_dir` must remove first: an earlier run's files. Raises ConfigError for a
+    folder holding anything a run did not write, or an earlier run worth keeping without `overwrite`."""
+    if not output_dir.exists():
+        return []
+    if not output_dir.is_dir():
+        raise ConfigError(f"output_dir '{output_dir}' is a file, not a folder")
+    entries = sorted(path for path in output_dir.iterdir() if path.name != LOCK_FILE)
+    if not entries:
+        return []
+    foreign = [path.name for path in entries if not _is_run_output(path.name)]
+    if foreign or not (output_dir / RUN_MARKER).is_file():
+        names = ", ".join(sorted(foreign or [path.name for path in entries])[:5])
+        raise ConfigError(
+            f"output_dir '{output_dir}' is not empty and does not hold an earlier hfmtl run ({names}); hfmtl never "
+            "removes files it did not write: choose another folder with --set output_dir=..."
+        )
+    kept = [path.name for path in entries if _is_worth_keeping(path)]
+    if kept and not overwrite:
+        raise ConfigError(
+            f"output_dir '{output_dir}' holds an earlier run ({', '.join(kept)}); pass --resume to continue it, "
+            "--overwrite to replace it, or --set output_dir=... for a new folder"
+        )
+    return entries
+
+
+def remove_run_files(paths: list[Path]) -> None:
+    """Remove what `earlier_run_files` listed (a link is removed, never followed)."""
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _is_worth_keeping(path: Path) -> bool:
+    """A model, a report or a complete checkpoint; not logs or half-written checkpoints of a run killed early."""
+    if path.name == "checkpoints":
+        return any(not child.name.endswith(".incomplete") for child in path.iterdir())
+    return path.name == "model" or path.name.startswith("report-")
+
+
+def _is_run_output(name: str) -> bool:
+    return any(Path(name).match(pattern) for pattern in RUN_OUTPUTS)
+
+
+def _acquire(lock: Path) -> None:
+    """Create the lock file, or take over one whose process is gone; refuse a live one."""
+    if lock.parent.exists() and not lock.parent.is_dir():
+        raise ConfigError(f"output_dir '{lock.parent}' is a file, not a folder")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create output_dir '{lock.parent}': {error.strerror}") from None
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):  # a stale lock is removed once, then created afresh
+        try:
+            with open(lock, "x", encoding="utf-8") as handle:  # exclusive: fails if another run holds it
+                json.dump(holder, handle)
+            return
+        except PermissionError:
+            raise ConfigError(f"output_dir '{lock.parent}' is not writable") from None
+        except FileExistsError:
+            other = _read_holder(lock)
+            if other is not None and not _is_gone(other):
+                raise ConfigError(
+                    f"output_dir '{lock.parent}' is in use by another run (pid {other['pid']} on {other['host']}, "
+                    f"since {other.get('since', '?')}); wait for it, or choose another --set output_dir=..."
+                ) from None
+            logger.warning("taking over the lock of a run that is no longer running: %s (%s)", lock, other)
+            lock.unlink(missing_ok=True)
+    raise ConfigError(f"could not lock output_dir '{lock.parent}': another run keeps taking it")
+
+
+def _read_holder(lock: Path) -> dict | None:
+    """The lock's holder; None when the file is unreadable (a run killed while writing it)."""
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
+
+
+def _is_gone(holder: dict) -> bool:
+    """Whether the holding process has ended. A lock from another host cannot be checked: it counts as live."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(holder["pid"], 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

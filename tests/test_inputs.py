@@ -1,0 +1,65 @@
+"""Inputs are read as what they are: predict files by suffix, evaluate's tasks, data and baseline."""
+
+import json
+
+import pytest
+
+from hfmtl.cli import main
+from hfmtl.errors import ConfigError, DataError
+from hfmtl.predict_files import read_texts
+
+TEXTS = ["A warm, funny film.", "Jane Smith hated it.", "Paris in the rain"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("in.txt", "\n".join(TEXTS) + "\n\n"),
+        ("in.jsonl", "".join(json.dumps({"body": t}) + "\n" for t in TEXTS)),
+        ("in.json", json.dumps(TEXTS)),
+        ("objects.json", json.dumps([{"body": t} for t in TEXTS])),
+        ("in.csv", "id,body\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(TEXTS))),
+        ("in.tsv", "id\tbody\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(TEXTS))),
+    ],
+)
+def test_every_input_format_gives_its_texts_and_never_a_header(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    assert read_texts(tmp_path / name, "body") == TEXTS
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.txt", "\n \n", r"empty\.txt: no texts to predict on"),
+        ("in.md", "# a", r"--input reads \.txt, \.jsonl, \.json, \.csv, \.tsv files, not '\.md'"),
+        ("in.csv", "id,text\n1,fine\n2,\n", r"in\.csv:3: the text is empty or only whitespace"),
+        ("in.csv", "id,words\n1,fine\n", r"in\.csv:2: expected an object with a text field 'text'"),
+        ("in.json", '{"text": "one"}', r"in\.json: expected a JSON list of texts"),
+        ("in.json", '["one", 2]', r"in\.json\[2\]: expected an object with a text field 'text'"),
+    ],
+)
+def test_unusable_inputs_name_the_file_and_line(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_texts(tmp_path / name, "text")
+
+
+def test_predict_reads_a_csv_by_its_column(trained, tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(TEXTS)))
+    assert main(["predict", str(trained / "model"), "--input", str(tmp_path / "in.csv")]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == TEXTS
+
+
+def test_evaluate_refuses_a_repeated_data_option(trained, tmp_path, capsys):
+    argv = ["evaluate", str(trained / "model"), "--data", "ner=a.conll", "--data", "ner=b.conll", "--debug"]
+    with pytest.raises(ConfigError, match=r"--data gives task 'ner' twice \(a\.conll and b\.conll\)"):
+        main(argv)
+
+
+def test_evaluate_refuses_config_tasks_the_model_lacks(trained, tmp_path):
+    from hfmtl.model_evaluation import evaluate_model_dir
+
+    config = (trained / "run_config.yaml").read_text().replace("name: intensity", "name: strength")
+    (tmp_path / "other.yaml").write_text(config)
+    with pytest.raises(ConfigError, match=r"the config names task\(s\) strength that the model does not have"):
+        evaluate_model_dir(trained / "model", config_path=tmp_path / "other.yaml")

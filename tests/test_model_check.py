@@ -1,0 +1,68 @@
+"""A model folder is whole or refused: every tensor present with its shape, a consistent config."""
+
+import json
+import shutil
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from hfmtl.errors import ModelLoadError
+from hfmtl.hub import publish
+from hfmtl.model_dir import load_model_dir
+
+
+@pytest.fixture
+def model_copy(trained, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(trained / "model", folder)
+    return folder
+
+
+def test_a_folder_without_one_heads_tensors_is_refused_not_loaded_with_a_random_head(model_copy):
+    weights = load_file(model_copy / "model.safetensors")
+    save_file(
+        {name: t for name, t in weights.items() if not name.startswith("heads.ner.")}, model_copy / "model.safetensors"
+    )
+    with pytest.raises(
+        ModelLoadError, match=r"do not match its config\.json: 2 tensors missing \(heads\.ner\.out\.bias"
+    ):
+        load_model_dir(model_copy)
+    with pytest.raises(ModelLoadError, match="2 tensors missing"):
+        publish(model_copy, "me/model", dry_run=True)
+
+
+def test_truncated_weights_are_refused_by_load_and_publish(model_copy):
+    weights = model_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    for attempt in (lambda: load_model_dir(model_copy), lambda: publish(model_copy, "me/model", dry_run=True)):
+        with pytest.raises(ModelLoadError, match=r"model\.safetensors is not a readable safetensors file"):
+            attempt()
+
+
+def test_a_label_set_that_does_not_fit_the_head_is_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    sentiment = next(task for task in config["tasks"] if task["name"] == "sentiment")
+    sentiment["labels"] = [*sentiment["labels"], "neutral"]
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ModelLoadError, match=r"tensors of the wrong shape \(heads\.sentiment\.out\.bias \[2\] instead of \[3\]"
+    ):
+        load_model_dir(model_copy)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["tasks"][0].update(kind="ranking"), r"has kind 'ranking'; expected one of"),
+        (lambda c: c["tasks"][0].update(labels=["only"]), r"needs at least two distinct label names"),
+        (lambda c: c.update(tasks=[]), r"'tasks' must list the model's tasks"),
+        (lambda c: c.update(tasks=["sentiment"]), r"the task list is malformed"),
+        (lambda c: c["encoder"].pop("model_type"), r"'encoder' must hold the encoder's config"),
+    ],
+)
+def test_an_inconsistent_config_is_refused(model_copy, change, message):
+    config = json.loads((model_copy / "config.json").read_text())
+    change(config)
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=message):
+        load_model_dir(model_copy)

@@ -1,0 +1,116 @@
+"""Output folders: nothing a run did not write is removed, one run at a time, logs cut by a kill are read."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hfmtl.config import load_config
+from hfmtl.errors import ConfigError, DataError
+from hfmtl.records import MetricsLog, read_metrics_log
+from hfmtl.run_dir import LOCK_FILE, earlier_run_files, locked_output_dir
+from hfmtl.trainer import train
+
+REPO = Path(__file__).resolve().parent.parent
+SHORT = ["training.max_steps=4", "training.warmup_steps=0", "training.eval_every=1000", "training.save_every=1000"]
+
+
+def tiny(output_dir: Path, *overrides: str):
+    return load_config(REPO / "configs" / "tiny.yaml", [f"output_dir={output_dir}", *SHORT, *overrides])
+
+
+def test_a_fresh_run_never_removes_an_earlier_model_without_overwrite(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(run))
+    kept = run / "model" / "my-notes.txt"
+    kept.write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds an earlier run \(model\); pass --resume to continue it"):
+        train(tiny(run))
+    assert kept.read_text() == "mine"
+    train(tiny(run), overwrite=True)  # asked for: the earlier run's files go, a fresh model comes
+    assert not kept.exists() and (run / "model" / "model.safetensors").is_file()
+
+
+def test_a_folder_with_files_no_run_wrote_is_refused_even_with_overwrite(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    (folder / "run_config.yaml").write_text("looks like a run, but the folder holds more")
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=r"is not empty and does not hold an earlier hfmtl run \(thesis\.tex\)"):
+            earlier_run_files(folder, overwrite=overwrite)
+    assert (folder / "thesis.tex").read_text() == "years of work"
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        train(tiny(tmp_path / "file"))
+
+
+def test_an_early_killed_run_is_simply_replaced(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("run_config.yaml", "environment.json", "metrics.jsonl"):
+        (run / name).write_text("{}")
+    (run / "checkpoints" / "checkpoint-0000010.incomplete").mkdir(parents=True)
+    assert {p.name for p in earlier_run_files(run, overwrite=False)} == {
+        "checkpoints",
+        "environment.json",
+        "metrics.jsonl",
+        "run_config.yaml",
+    }
+
+
+def test_a_live_lock_is_refused_and_a_dead_ones_is_taken_over(tmp_path, caplog):
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+    with (
+        pytest.raises(ConfigError, match=rf"is in use by another run \(pid {os.getpid()} on "),
+        locked_output_dir(tmp_path),
+    ):
+        pass
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    with locked_output_dir(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert "taking over the lock" in caplog.text
+    assert not (tmp_path / LOCK_FILE).exists()  # released at the end
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "hfmtl", "train", "configs/tiny.yaml", f"--set=output_dir={run}"]
+    long = "--set=training.max_steps=100000"  # still running when the second starts; killed below
+    command += [long, "--set=training.eval_every=100000", "--set=training.save_every=100000"]
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / LOCK_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 2
+    assert f"hfmtl: error: output_dir '{run}' is in use by another run (pid {first.pid} on" in second.stderr
+
+
+def test_a_log_line_cut_by_a_kill_is_dropped_and_rewritten_on_resume(tmp_path, caplog):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 10, "loss": 1.0}\n{"step": 20, "loss": 0.9}\n{"step": 30, "lo')
+    assert [r["step"] for r in read_metrics_log(log)] == [10, 20]
+    assert "ignoring a partial last line" in caplog.text
+    MetricsLog(log, resume_step=20)
+    assert log.read_text() == '{"step": 10, "loss": 1.0}\n{"step": 20, "loss": 0.9}\n'
+
+
+def test_a_damaged_line_inside_the_log_names_file_and_line(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 10}\nnot json\n{"step": 30}\n')
+    with pytest.raises(DataError, match=r"metrics\.jsonl:2: not a metrics record"):
+        read_metrics_log(log)
