@@ -84,7 +84,12 @@ def load_model_dir(path: str | Path, *, allow_pickle: bool = False, trust_remote
     model = MultiTaskModel.from_pretrained(
         path, use_safetensors=not is_pickle, trust_remote_code=trust_remote_code
     ).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as error:  # noqa: BLE001 (tokenizers raises plain Exceptions for a damaged tokenizer.json)
+        raise ModelLoadError(
+            f"the tokenizer files in '{path}' cannot be read ({type(error).__name__}: {error})"
+        ) from None
     run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
     return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)
 

@@ -66,3 +66,10 @@ def test_an_inconsistent_config_is_refused(model_copy, change, message):
     (model_copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match=message):
         load_model_dir(model_copy)
+
+
+def test_a_damaged_tokenizer_is_a_clear_error(model_copy):
+    tokenizer = model_copy / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text()[:100])
+    with pytest.raises(ModelLoadError, match=r"the tokenizer files in '.*model' cannot be read"):
+        load_model_dir(model_copy)
