@@ -45,6 +45,8 @@ ALLOWED_FILES = (
     RUN_CONFIG_FILE,
 )
 REMOTE_CODE_FILE = "modeling_hfmtl.py"
+REMOTE_CODE_HELPERS = ("heads.py", "encoder_code.py")
+"""The modules modeling.py imports, uploaded under their own names with `--with-code`."""
 TASK_TYPES = {
     "classification": "text-classification",
     "token_classification": "token-classification",
@@ -81,6 +83,8 @@ def upload_plan(model_dir: Path, repo_id: str, *, with_code: bool = False) -> di
         }
         plan["config.json"] = (json.dumps(config, indent=2) + "\n").encode("utf-8")
         plan[REMOTE_CODE_FILE] = (Path(__file__).parent / "modeling.py").read_bytes()
+        for helper in REMOTE_CODE_HELPERS:  # modeling.py imports them relatively: they must sit beside it
+            plan[helper] = Path(__file__).parent / helper
     return plan
 
 

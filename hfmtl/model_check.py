@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from hfmtl.encoder_code import EncoderCode
 from hfmtl.errors import ModelLoadError
-from hfmtl.modeling import HEAD_TYPES, EncoderCode, MultiTaskConfig, MultiTaskModel
+from hfmtl.heads import HEAD_TYPES
+from hfmtl.modeling import MultiTaskConfig, MultiTaskModel
 
 SHOWN = 5
 """How many missing, unexpected or mis-shaped tensors an error names."""

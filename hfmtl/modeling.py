@@ -1,6 +1,7 @@
 """MultiTaskModel: one shared encoder, one small head per task, saved and loaded as a transformers model.
 
-This file imports only torch and transformers so that it can also be published as remote code.
+This file, `heads.py` and `encoder_code.py` import only torch, transformers and each other (relatively), so that
+all three can also be published as remote code.
 The config carries the encoder's own config and every task's spec (kind, labels, pooling), so
 `MultiTaskModel.from_pretrained(dir_or_repo)` restores everything without the original encoder files. An encoder
 that ships its own modelling code has that code saved beside the weights; it runs only with `trust_remote_code=True`.
@@ -14,14 +15,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
-from transformers.dynamic_module_utils import custom_object_save, get_class_from_dynamic_module
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
-IGNORE_INDEX = -100
+from .encoder_code import EncoderCode, build_encoder, encoder_config, own_code_classes, save_encoder_code
+from .heads import HEAD_TYPES  # relative, so that it resolves beside this file when published as remote code
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,6 @@ class TaskOutput(ModelOutput):
     loss weights and loss trends see only the tasks' own losses. None without labels or without a penalty."""
 
 
-@dataclass(frozen=True)
-class EncoderCode:
-    """Where an encoder's own modelling code lives; giving one is the caller's consent to run that code."""
-
-    location: str
-    """A local folder or a Hub id holding the `.py` files its config's `auto_map` names."""
-    revision: str | None = None
-    """The Hub revision of that code (pin it: an unpinned id runs whatever code is newest)."""
-
-
-OWN_CODE_CLASSES = ("AutoConfig", "AutoModel")
-"""The `auto_map` entries that mean an encoder's config or model class comes from its own code."""
-
-
 class MultiTaskConfig(PretrainedConfig):
     """Config of a MultiTaskModel: the encoder's config as a dict, plus the task specs."""
 
@@ -99,86 +85,11 @@ class MultiTaskConfig(PretrainedConfig):
     @property
     def encoder_auto_map(self) -> dict[str, str]:
         """The encoder's own classes (`AutoConfig`/`AutoModel` → `module.Class`); empty for a built-in encoder."""
-        auto_map = self.encoder.get("auto_map") or {}
-        return {name: auto_map[name] for name in OWN_CODE_CLASSES if name in auto_map}
+        return own_code_classes(self.encoder)
 
     def encoder_config(self, code: EncoderCode | None = None) -> PretrainedConfig:
         """The encoder's config, rebuilt from its settings; an encoder with its own code needs `code`."""
-        settings = dict(self.encoder)
-        model_type = settings.pop("model_type")
-        auto_map = self.encoder_auto_map
-        if not auto_map:
-            return AutoConfig.for_model(model_type, **settings)
-        if code is None:
-            raise ValueError(
-                f"the encoder (model type '{model_type}') comes with its own modelling code, which runs only with "
-                "trust_remote_code=True"
-            )
-        if "AutoConfig" in auto_map:
-            # AutoConfig.for_model knows only built-in model types: a custom one's class comes from its code.
-            config_class = get_class_from_dynamic_module(auto_map["AutoConfig"], code.location, revision=code.revision)
-            config = config_class(**settings)
-        else:
-            config = AutoConfig.for_model(model_type, **settings)
-        return config
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """(batch, seq, hidden) → (batch, hidden): the first token, or the mean over real tokens."""
-    if how == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
-class ClassificationHead(nn.Module):
-    """Pooled text → dense → tanh → one logit per label."""
-
-    def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
-        super().__init__()
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.out = nn.Linear(hidden_size, num_outputs)
-
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pooled = pool(hidden, attention_mask, self.pooling)
-        return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))  # (batch, num_outputs)
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels)
-
-
-class RegressionHead(ClassificationHead):
-    """The classification head with one output, read as a real value."""
-
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return super().forward(hidden, attention_mask).squeeze(-1)  # (batch,)
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(logits.float(), labels.float())
-
-
-class TokenClassificationHead(nn.Module):
-    """Every token's hidden state → one logit per tag."""
-
-    def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_size, num_outputs)
-
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(hidden))  # (batch, seq, num_outputs)
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
-
-
-HEAD_TYPES: dict[str, type[nn.Module]] = {
-    "classification": ClassificationHead,
-    "token_classification": TokenClassificationHead,
-    "regression": RegressionHead,
-}
+        return encoder_config(self.encoder, code)
 
 
 class MultiTaskModel(PreTrainedModel):
@@ -196,7 +107,7 @@ class MultiTaskModel(PreTrainedModel):
 
     def __init__(self, config: MultiTaskConfig, *, encoder_code: EncoderCode | None = None) -> None:
         super().__init__(config)
-        self.encoder = _build_encoder(config, encoder_code)
+        self.encoder = build_encoder(config.encoder_config(encoder_code), config.encoder_auto_map, encoder_code)
         if getattr(self.encoder, "pooler", None) is not None:
             # Heads pool for themselves; an unused pooler only adds weights, and unused parameters under DDP.
             self.encoder.pooler = None
@@ -285,10 +196,7 @@ class MultiTaskModel(PreTrainedModel):
         super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
         if not is_main_process:
             return
-        auto_map = self.config.encoder_auto_map
-        for name, part in (("AutoConfig", self.encoder.config), ("AutoModel", self.encoder)):
-            if name in auto_map:  # the module defining the class, and the modules it imports relatively
-                custom_object_save(part, save_directory)
+        save_encoder_code(self.encoder, self.config.encoder_auto_map, save_directory)
 
     @property
     def task_names(self) -> list[str]:
@@ -372,18 +280,6 @@ class MultiTaskModel(PreTrainedModel):
             output = layer(hidden, attention_mask=layer_mask)
             hidden = output[0] if isinstance(output, tuple) else output
         return hidden
-
-
-def _build_encoder(config: MultiTaskConfig, code: EncoderCode | None) -> PreTrainedModel:
-    """A freshly initialised encoder of the config's type; one with its own code is built from `code`."""
-    encoder_config = config.encoder_config(code)  # refuses an encoder with its own code when `code` is None
-    model_class_ref = config.encoder_auto_map.get("AutoModel")
-    if code is None or model_class_ref is None:
-        return AutoModel.from_config(encoder_config)
-    # Not AutoModel.from_config(trust_remote_code=True): it reads the code at the config's name_or_path without
-    # a revision, and fails on `code_revision` once the class is registered. `_from_config` is what it calls.
-    model_class = get_class_from_dynamic_module(model_class_ref, code.location, revision=code.revision)
-    return model_class._from_config(encoder_config)
 
 
 LAYER_STACKS = (("encoder", "layer"), ("transformer", "layer"), ("layers",))

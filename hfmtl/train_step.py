@@ -120,3 +120,19 @@ def read_steps(steps: list[tuple[StepResult, torch.Tensor, torch.Tensor]], accel
         read.append(ReadStep(step.tasks, by_task, norm, regularizer, skipped > 0, counts))
         start = end + 2
     return read
+
+
+def non_finite_flag(
+    losses: torch.Tensor, grad_norm: torch.Tensor, mixed_precision: str, accelerator: Accelerator
+) -> torch.Tensor:
+    """1.0 on the device when this step's update must be skipped, else 0.0; the same on every process.
+
+    Under fp16 an infinite gradient is routine (the grad scaler skips that step by itself): only the loss counts.
+    """
+    is_bad = ~torch.isfinite(losses).all()
+    if mixed_precision != "fp16":
+        is_bad = is_bad | ~torch.isfinite(grad_norm)
+    flag = is_bad.float()  # 0-dim, as the fused optimizer takes found_inf
+    if accelerator.num_processes > 1:  # a collective, not a host sync: every process skips together
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return flag

@@ -6,7 +6,6 @@ evaluation and checkpoints at their intervals → the best model saved as a load
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import math
 from dataclasses import dataclass
@@ -40,10 +39,10 @@ from hfmtl.model_dir import MODEL_DIR, save_model_dir
 from hfmtl.model_selection import ModelSelection
 from hfmtl.modeling import MultiTaskModel
 from hfmtl.optimization import build_optimizer, build_scheduler
-from hfmtl.precision import pad_multiple, resolve_mixed_precision
+from hfmtl.precision import pad_multiple, with_resolved_precision
 from hfmtl.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
 from hfmtl.run_dir import earlier_run_files, locked_output_dir, remove_run_files
-from hfmtl.train_step import StepResult, forward_backward, read_steps
+from hfmtl.train_step import StepResult, forward_backward, non_finite_flag, read_steps
 
 
 class NonFiniteLossError(HfmtlError):
@@ -72,7 +71,7 @@ def train(
     """Train the config's tasks together; `resume` is a checkpoint path or "latest".
 
     The output folder is locked for the run: a second run into it is refused while this one lives."""
-    config = _with_resolved_precision(config)
+    config = with_resolved_precision(config)
     accelerator = _make_accelerator(config.training, Path(config.output_dir))
     with locked_output_dir(Path(config.output_dir), is_main_process=accelerator.is_main_process):
         return _train(config, accelerator, resume, overwrite, stop_at_step)
@@ -153,7 +152,7 @@ def _train(
         # A non-finite loss or gradient must never reach the weights, yet reading it here would make the host
         # wait for every step: the fused optimizer skips the update on the device (as under a grad scaler),
         # and the loop reads what happened at its next logging, evaluation or checkpoint step.
-        skipped = _non_finite_flag(step.losses, grad_norm, training.mixed_precision, accelerator)
+        skipped = non_finite_flag(step.losses, grad_norm, training.mixed_precision, accelerator)
         if training.mixed_precision != "fp16":  # under fp16 the grad scaler sets found_inf itself
             optimizer.optimizer.found_inf = skipped
         optimizer.step()
@@ -233,29 +232,6 @@ def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator
         # A step trains one task: the other heads get no gradient, which DDP must be told to expect.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-
-
-def _with_resolved_precision(config: RunConfig) -> RunConfig:
-    """`mixed_precision: auto` made concrete for this machine, so the run config and environment record it."""
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = resolve_mixed_precision(config.training.mixed_precision, device_type)
-    return dataclasses.replace(config, training=dataclasses.replace(config.training, mixed_precision=precision))
-
-
-def _non_finite_flag(
-    losses: torch.Tensor, grad_norm: torch.Tensor, mixed_precision: str, accelerator: Accelerator
-) -> torch.Tensor:
-    """1.0 on the device when this step's update must be skipped, else 0.0; the same on every process.
-
-    Under fp16 an infinite gradient is routine (the grad scaler skips that step by itself): only the loss counts.
-    """
-    is_bad = ~torch.isfinite(losses).all()
-    if mixed_precision != "fp16":
-        is_bad = is_bad | ~torch.isfinite(grad_norm)
-    flag = is_bad.float()  # 0-dim, as the fused optimizer takes found_inf
-    if accelerator.num_processes > 1:  # a collective, not a host sync: every process skips together
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-    return flag
 
 
 def _run_identity(config: RunConfig, accelerator: Accelerator) -> dict[str, Any]:

@@ -94,17 +94,21 @@ def test_encoder_weights_come_from_the_pretrained_encoder(model):
 
 def test_modeling_imports_only_torch_and_transformers():
     import ast
+    import sys
     from pathlib import Path
 
     import hfmtl.modeling
+    from hfmtl.hub import REMOTE_CODE_HELPERS
 
-    tree = ast.parse(Path(hfmtl.modeling.__file__).read_text())
-    roots = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            roots.add(node.module.split(".")[0])
-    import sys
-
+    folder = Path(hfmtl.modeling.__file__).parent
+    roots, relative = set(), set()
+    for name in ("modeling.py", *REMOTE_CODE_HELPERS):
+        for node in ast.walk(ast.parse((folder / name).read_text())):
+            if isinstance(node, ast.Import):
+                roots |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level:  # `from .heads import ...`: uploaded beside it
+                relative.add(f"{node.module}.py")
+            elif isinstance(node, ast.ImportFrom):
+                roots.add(node.module.split(".")[0])
     assert roots - set(sys.stdlib_module_names) == {"torch", "transformers"}  # publishable as remote code
+    assert relative <= set(REMOTE_CODE_HELPERS)

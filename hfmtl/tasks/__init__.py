@@ -2,7 +2,7 @@
 
 The model side (head and loss) lives in `hfmtl/modeling.py`, which must stay importable on its own.
 Adding a kind: one module here with the functions of `TaskKind`, one line in `TASK_KINDS`, a head in
-`modeling.HEAD_TYPES`, an example config, and the kind added to the parametrized tests.
+`heads.HEAD_TYPES`, an example config, and the kind added to the parametrized tests.
 """
 
 from __future__ import annotations

@@ -1,0 +1,71 @@
+"""The task heads: pooled text to class logits or a value, every token to tag logits, each with its loss.
+
+Like modeling.py, this file imports only torch, so that it is published beside it as remote code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE_INDEX = -100
+"""Label of positions the loss skips (padding, special tokens, continuation sub-tokens)."""
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(batch, seq, hidden) → (batch, hidden): the first token, or the mean over real tokens."""
+    if how == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class ClassificationHead(nn.Module):
+    """Pooled text → dense → tanh → one logit per label."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = pool(hidden, attention_mask, self.pooling)
+        return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))  # (batch, num_outputs)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels)
+
+
+class RegressionHead(ClassificationHead):
+    """The classification head with one output, read as a real value."""
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden, attention_mask).squeeze(-1)  # (batch,)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(logits.float(), labels.float())
+
+
+class TokenClassificationHead(nn.Module):
+    """Every token's hidden state → one logit per tag."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(hidden))  # (batch, seq, num_outputs)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+HEAD_TYPES: dict[str, type[nn.Module]] = {
+    "classification": ClassificationHead,
+    "token_classification": TokenClassificationHead,
+    "regression": RegressionHead,
+}

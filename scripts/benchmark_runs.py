@@ -1,0 +1,97 @@
+"""What the benchmark parts share: the smoke-run sizes, configs derived from the base one, hfmtl runs and
+their logs, and the settings records printed beside every ratio."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmark_peers import (  # scripts/ is on sys.path
+    PeerSettings,
+)
+
+from hfmtl.config import RunConfig, config_from_dict, config_to_dict
+from hfmtl.data.loading import load_all_tasks, tokenize_task
+from hfmtl.dataclass_parsing import apply_override
+from hfmtl.encoder import load_tokenizer
+from hfmtl.evaluation import EvalSet, make_eval_set
+from hfmtl.trainer import TrainResult
+from hfmtl.trainer import train as train_hfmtl
+
+QUICK_TRAIN_ROWS = 4000
+QUICK_VALIDATION_ROWS = 500
+QUICK_PEER_STEPS = 30
+"""Sizes of a smoke run (`--quick`): training rows, validation rows, steps per peer."""
+
+
+def matched_settings(config: RunConfig, sampling: str, steps: int) -> PeerSettings:
+    """A peer with the hfmtl run's batch size, learning rate, warmup share, precision, length and seed."""
+    training = config.training
+    return PeerSettings(
+        batch_size=training.batch_size,
+        learning_rate=training.learning_rate,
+        warmup=1 / 16,
+        weight_decay=training.weight_decay,
+        max_length=config.encoder.max_length,
+        precision=training.mixed_precision,
+        sampling=sampling,
+        seed=config.seed,
+        steps=max(1, steps),
+    )
+
+
+def peer_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The settings the peers share, and each one's steps."""
+    shared = {key: value for key, value in runs[0]["settings"].items() if key not in ("steps", "epochs")}
+    return {**shared, "steps": {run["task"]: run["steps"] for run in runs}}
+
+
+def hfmtl_settings(config: RunConfig, *, steps: int) -> dict[str, Any]:
+    training = config.training
+    return {
+        "batch_size": training.batch_size,
+        "learning_rate": training.learning_rate,
+        "precision": training.mixed_precision,
+        "sampling": "group_by_length" if training.group_by_length else "random",
+        "task_sampling": config.sampling.strategy,
+        "steps": steps,
+        "seed": config.seed,
+    }
+
+
+def validation_cap(quick: bool) -> int | None:
+    return QUICK_VALIDATION_ROWS if quick else None
+
+
+def validation_overrides(base: RunConfig, quick: bool) -> list[str]:
+    """Full validation splits (a smoke run caps them)."""
+    cap = validation_cap(quick)
+    return [f"tasks.{t.name}.data.max_validation_rows={'null' if cap is None else cap}" for t in base.tasks]
+
+
+def eval_sets(config: RunConfig) -> tuple[dict[str, EvalSet], int]:
+    """Every task's validation rows as hfmtl's evaluation reads them, and the pad token id."""
+    tokenizer = load_tokenizer(config.encoder)
+    sets = {
+        name: make_eval_set(name, tokenize_task(data, tokenizer, config.encoder.max_length)["validation"])
+        for name, data in load_all_tasks(config).items()
+    }
+    return sets, tokenizer.pad_token_id
+
+
+def train(config: RunConfig) -> TrainResult:
+    return train_hfmtl(config, overwrite=True)
+
+
+def load_config_with(base: RunConfig, overrides: list[str]) -> RunConfig:
+    raw = config_to_dict(base)
+    for override in overrides:
+        apply_override(raw, override)
+    return config_from_dict(raw)
+
+
+def timed(work: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start

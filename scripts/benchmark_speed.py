@@ -1,0 +1,140 @@
+"""The speed parts of scripts/benchmark.py: training throughput (hfmtl vs the Trainer, length-grouped and
+random batches) and inference (one MultiTaskPipeline vs one model per task)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import transformers
+from benchmark_peers import (  # scripts/ is on sys.path
+    matmul_peak,
+    peer_forwards,
+    peer_pipelines,
+    torch_dtype,
+    train_peer,
+)
+from benchmark_runs import hfmtl_settings, load_config_with, matched_settings, peer_settings, timed, train
+
+from hfmtl.config import RunConfig
+from hfmtl.data.loading import load_all_tasks
+from hfmtl.encoder import build_model, load_tokenizer, resolve_encoder
+from hfmtl.pipeline import MultiTaskPipeline
+from hfmtl.records import read_metrics_log
+
+
+def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """hfmtl on the task mix vs the Trainer on each task in turn (steps split by the same mix), with
+    length-grouped and with random batches. Returns the train figures and the padding efficiencies."""
+    no_eval = [f"tasks.{t.name}.data.validation=null" for t in base.tasks]
+    window = max(1, steps // (repeats + 1))  # the first window is warm-up and is dropped
+    total = window * (repeats + 1)
+    config = load_config_with(
+        base,
+        [
+            *no_eval,
+            f"training.max_steps={total}",
+            f"training.warmup_steps={max(1, total // 16)}",
+            f"training.log_every={window}",
+            f"training.save_every={10**9}",
+            f"output_dir={work / 'throughput'}",
+            "training.eval_at_start=false",
+        ],
+    )
+    result = train(config)
+    log = [line for line in read_metrics_log(result.output_dir / "metrics.jsonl") if "tokens_per_second" in line]
+    ours: dict[str, Any] = {
+        key: statistics.median(line[key] for line in log[1:])
+        for key in ("tokens_per_second", "examples_per_second", "padding_efficiency")
+    }
+    ours["settings"] = hfmtl_settings(config, steps=total)
+    mix = Counter(result.tasks)
+    task_steps = {task.name: max(1, round(steps * mix[task.name] / len(result.tasks))) for task in base.tasks}
+    peers = {}
+    for key, sampling in (("grouped_peer", "group_by_length"), ("default_peer", "random")):
+        runs = [
+            train_peer(base, task, matched_settings(base, sampling, task_steps[task.name]), work, measure=True).record
+            for task in base.tasks
+        ]
+        peers[key] = peer_throughput(runs)
+    layer_parameters = encoder_layer_parameters(base)
+    peak = matmul_peak(base.training.mixed_precision)
+    figures = {
+        "hfmtl": ours,
+        **peers,
+        "ratio_vs_grouped_peer": ours["tokens_per_second"] / peers["grouped_peer"]["tokens_per_second"],
+        "ratio_vs_default_peer": ours["tokens_per_second"] / peers["default_peer"]["tokens_per_second"],
+        "matmul_peak_gflops": peak,
+        "encoder_layer_parameters": layer_parameters,
+        **{
+            f"{who}_training_gflops": 6 * layer_parameters * figures["tokens_per_second"] / 1e9
+            for who, figures in (("hfmtl", ours), *peers.items())
+        },
+    }
+    padding = {who: figures["padding_efficiency"] for who, figures in (("hfmtl", ours), *peers.items())}
+    return figures, padding
+
+
+def peer_throughput(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    tokens, seconds = sum(run["tokens"] for run in runs), sum(run["seconds"] for run in runs)
+    return {
+        "tokens_per_second": tokens / seconds,
+        "examples_per_second": sum(run["examples"] for run in runs) / seconds,
+        "padding_efficiency": tokens / sum(run["padded_tokens"] for run in runs),
+        "settings": peer_settings(runs),
+        "per_task": runs,
+    }
+
+
+def inference(base: RunConfig, count: int, repeats: int) -> dict[str, Any]:
+    """texts/s answering every task: one MultiTaskPipeline vs one transformers pipeline or plain forward
+    per task, in the run's precision."""
+    precision = base.training.mixed_precision
+    shown = "fp32" if precision == "no" else precision
+    data = load_all_tasks(base)
+    labels = {name: task_data.labels for name, task_data in data.items()}
+    texts = validation_texts(data, count)
+    model = build_model(base, labels)
+    dtype = None if precision == "no" else torch_dtype(precision)
+    ours = MultiTaskPipeline(
+        model, load_tokenizer(base.encoder), batch_size=64, max_length=base.encoder.max_length, dtype=dtype
+    )
+    ours(texts[:64])  # warm-up (thread pools, allocator), untimed, for every contender alike
+    ours_rate = statistics.median(len(texts) / timed(lambda: ours(texts)) for _ in range(repeats))
+    rates = {}
+    for name, make in (("pipelines", peer_pipelines), ("plain_forwards", peer_forwards)):
+        peers = make(base, labels, precision)
+        for peer in peers:
+            peer(texts[:64])
+        rates[name] = statistics.median(
+            len(texts) / sum(timed(lambda p=p: p(texts)) for p in peers) for _ in range(repeats)
+        )
+    return {
+        "texts": len(texts),
+        "hfmtl_texts_per_second": ours_rate,
+        "pipelines_texts_per_second": rates["pipelines"],
+        "ratio_vs_pipelines": ours_rate / rates["pipelines"],
+        "plain_forwards_texts_per_second": rates["plain_forwards"],
+        "ratio_vs_plain_forwards": ours_rate / rates["plain_forwards"],
+        "settings": {
+            "hfmtl": f"MultiTaskPipeline, batch 64, {shown}",
+            "pipelines": f"{len(base.tasks)} transformers pipelines, batch 64, {shown}",
+            "plain_forwards": f"{len(base.tasks)} models, length-sorted batches of 64, argmax, {shown}",
+        },
+    }
+
+
+def validation_texts(data: dict[str, Any], count: int) -> list[str]:
+    """An even mix of the tasks' validation texts (NER sentences joined with spaces)."""
+    per_task = []
+    for task_data in data.values():
+        split = task_data.splits["validation"]
+        per_task.append([" ".join(t) for t in split["tokens"]] if "tokens" in split.column_names else split["text"])
+    return [texts[i] for i in range(count) for texts in per_task if i < len(texts)][:count]
+
+
+def encoder_layer_parameters(config: RunConfig) -> int:
+    encoder = transformers.AutoModel.from_pretrained(resolve_encoder(config.encoder.name_or_path))
+    return sum(p.numel() for p in encoder.encoder.layer.parameters())
