@@ -82,6 +82,9 @@ class TaskConfig:
     """How a sequence-level head summarises the tokens: masked mean, or the first ([CLS]) token."""
     loss_weight: float = 1.0
     """Static weight of this task's loss (also applied under uncertainty and DWA weighting)."""
+    batch_size: int | None = None
+    """Examples per batch of this task (per process); unset: `training.batch_size`. Short texts (SST-2
+    phrases) train more examples per second in larger batches, since each step has a fixed cost."""
     layer: int | None = None
     """Hierarchical sharing: the head reads this encoder layer (1 = the first) instead of the top one,
     e.g. NER from layer 4 of 6. Computed in the same encoder pass."""
@@ -190,6 +193,11 @@ class RunConfig:
     intensity): a step draws the group and trains all its heads on one batch with one encoder pass."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation and the training loop."""
+
+
+def task_batch_size(task: TaskConfig, training: TrainingConfig) -> int:
+    """The batch size a task trains with: its own, else the run's."""
+    return task.batch_size if task.batch_size is not None else training.batch_size
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:

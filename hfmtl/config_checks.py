@@ -32,6 +32,8 @@ def check_config(config: RunConfig) -> None:
                 raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
         if task.loss_weight < 0:
             raise ConfigError(f"'{where}.loss_weight' must be >= 0, got {task.loss_weight}")
+        if task.batch_size is not None and task.batch_size < 1:
+            raise ConfigError(f"'{where}.batch_size' must be >= 1 or null, got {task.batch_size}")
     for task in config.tasks:
         for split in ("train", "validation"):
             cap = getattr(task.data, f"max_{split}_rows")
@@ -126,6 +128,11 @@ def _check_sharing(config: RunConfig) -> None:
                     f"'joint_tasks' group {list(group)}: '{task.name}' and '{first.name}' must read the same data "
                     "(same data section and text_column) to share batches"
                 )
+        if len({task.batch_size for task in tasks}) > 1:
+            raise ConfigError(
+                f"'joint_tasks' group {list(group)}: its tasks share batches, so they must have the same "
+                f"batch_size, got {[task.batch_size for task in tasks]}"
+            )
         if any(task.kind == "token_classification" for task in tasks):
             raise ConfigError(f"'joint_tasks' group {list(group)}: only sequence-level tasks can share batches")
         grouped += list(group)

@@ -27,7 +27,7 @@ from hfmtl.checkpoint import (
 )
 from hfmtl.config import RunConfig, TrainingConfig, config_to_dict, save_config
 from hfmtl.data.collate import Collator
-from hfmtl.data.joint import sampling_units, unit_rows, unit_sampling
+from hfmtl.data.joint import sampling_units, unit_batch_sizes, unit_rows, unit_sampling
 from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.data.prefetch import PrefetchingLoader
 from hfmtl.data.sampling import MultiTaskLoader
@@ -103,7 +103,7 @@ def _train(
         {unit: unit_rows(members, splits) for unit, members in units.items()},
         collator,
         unit_sampling(config, units),
-        batch_size=training.batch_size,
+        batch_size=unit_batch_sizes(config, units),
         total_draws=training.max_steps * training.gradient_accumulation_steps,
         seed=config.seed,
         group_by_length=training.group_by_length,

@@ -31,7 +31,7 @@ from benchmark_runs import (
     validation_overrides,
 )
 
-from hfmtl.config import RunConfig, TaskConfig
+from hfmtl.config import RunConfig, TaskConfig, task_batch_size
 from hfmtl.metrics import MAIN_METRICS
 from hfmtl.records import read_metrics_log
 
@@ -58,7 +58,7 @@ def quality(base: RunConfig, steps: int, work: Path, *, quick: bool) -> dict[str
     rows, runs = [], []
     for task in config.tasks:
         run = train_peer(
-            config, task, matched_settings(config, "group_by_length", draws[task.name]), work, measure=False
+            config, task, matched_settings(config, task, "group_by_length", draws[task.name]), work, measure=False
         )
         runs.append(run.record)
         name = MAIN_METRICS[task.kind]
@@ -67,7 +67,7 @@ def quality(base: RunConfig, steps: int, work: Path, *, quick: bool) -> dict[str
             {
                 "task": task.name,
                 "metric": name,
-                "examples": draws[task.name] * config.training.batch_size,
+                "examples": draws[task.name] * task_batch_size(task, config.training),
                 "hfmtl": ours,
                 "peer": theirs,
                 "delta": ours - theirs,

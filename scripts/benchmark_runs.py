@@ -11,7 +11,7 @@ from benchmark_peers import (  # scripts/ is on sys.path
     PeerSettings,
 )
 
-from hfmtl.config import RunConfig, config_from_dict, config_to_dict
+from hfmtl.config import RunConfig, TaskConfig, config_from_dict, config_to_dict, task_batch_size
 from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.dataclass_parsing import apply_override
 from hfmtl.encoder import load_tokenizer
@@ -25,11 +25,12 @@ QUICK_PEER_STEPS = 30
 """Sizes of a smoke run (`--quick`): training rows, validation rows, steps per peer."""
 
 
-def matched_settings(config: RunConfig, sampling: str, steps: int) -> PeerSettings:
-    """A peer with the hfmtl run's batch size, learning rate, warmup share, precision, length and seed."""
+def matched_settings(config: RunConfig, task: TaskConfig, sampling: str, steps: int) -> PeerSettings:
+    """A peer with the hfmtl run's batch size for this task, learning rate, warmup share, precision, length
+    and seed."""
     training = config.training
     return PeerSettings(
-        batch_size=training.batch_size,
+        batch_size=task_batch_size(task, training),
         learning_rate=training.learning_rate,
         warmup=1 / 16,
         weight_decay=training.weight_decay,
@@ -42,15 +43,19 @@ def matched_settings(config: RunConfig, sampling: str, steps: int) -> PeerSettin
 
 
 def peer_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The settings the peers share, and each one's steps."""
+    """The settings the peers share, and each one's steps (and batch size, where they differ)."""
     shared = {key: value for key, value in runs[0]["settings"].items() if key not in ("steps", "epochs")}
+    batch_sizes = {run["task"]: run["settings"]["batch_size"] for run in runs}
+    if len(set(batch_sizes.values())) > 1:
+        shared["batch_size"] = batch_sizes
     return {**shared, "steps": {run["task"]: run["steps"] for run in runs}}
 
 
 def hfmtl_settings(config: RunConfig, *, steps: int) -> dict[str, Any]:
     training = config.training
+    batch_sizes = {task.name: task_batch_size(task, training) for task in config.tasks}
     return {
-        "batch_size": training.batch_size,
+        "batch_size": batch_sizes if len(set(batch_sizes.values())) > 1 else training.batch_size,
         "learning_rate": training.learning_rate,
         "precision": training.mixed_precision,
         "sampling": "group_by_length" if training.group_by_length else "random",

@@ -92,9 +92,8 @@ def unmeasured_reason(part: str, figures: dict[str, Any]) -> tuple[str, str]:
 
 def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
     """A peer's (or hfmtl's) settings on one line: batch, lr, precision, sampling, steps."""
-    steps = settings["steps"]
-    steps_text = " + ".join(f"{task} {n}" for task, n in steps.items()) if isinstance(steps, dict) else str(steps)
-    parts = [who, f"batch {settings['batch_size']}", f"lr {settings['learning_rate']:g}"]
+    steps_text, batch_text = per_task_text(settings["steps"]), per_task_text(settings["batch_size"])
+    parts = [who, f"batch {batch_text}", f"lr {settings['learning_rate']:g}"]
     if "warmup" in settings:
         parts.append(f"warmup {settings['warmup']:g}")
     if "max_length" in settings:
@@ -105,6 +104,11 @@ def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
     if "seeds" in settings:
         parts.append("seeds " + ", ".join(map(str, settings["seeds"])))
     return " · ".join(parts)
+
+
+def per_task_text(value: int | dict[str, int]) -> str:
+    """`32`, or `sentiment 64 + ner 32` where each task has its own."""
+    return " + ".join(f"{task} {n}" for task, n in value.items()) if isinstance(value, dict) else str(value)
 
 
 COMPARED_AGAINST: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hfmtl.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config
+from hfmtl.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config, task_batch_size
 from hfmtl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,11 +62,19 @@ def test_unknown_task_kind(tmp_path):
         ({"sampling": {"strategy": "fixed", "weights": {"sentiment": 0}}}, None, r"not all zero"),
         ({"sampling": {"strategy": "roundrobin"}}, None, r"'sampling\.strategy' must be one of"),
         ({"encoder": {}}, None, r"missing required key 'encoder\.name_or_path'"),
+        ({"tasks": [{**MINIMAL["tasks"][0], "batch_size": 0}]}, None, r"'tasks\.sentiment\.batch_size' must be >= 1"),
     ],
 )
 def test_bad_values_are_reported_by_key(tmp_path, section, value, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, {**MINIMAL, **section}))
+
+
+def test_a_task_batch_size_overrides_the_runs(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL), ["training.batch_size=16"])
+    assert task_batch_size(config.tasks[0], config.training) == 16
+    config = load_config(write(tmp_path, MINIMAL), ["training.batch_size=16", "tasks.sentiment.batch_size=64"])
+    assert task_batch_size(config.tasks[0], config.training) == 64
 
 
 def test_duplicate_task_names(tmp_path):

@@ -142,6 +142,18 @@ def test_a_task_smaller_than_one_batch_per_process_is_refused():
         make_loader(batch_size=16, num_processes=2)
 
 
+def test_each_task_batches_with_its_own_batch_size():
+    sizes, batch_size = (100, 400, 24), {"a": 2, "b": 8, "c": 4}  # whole batches: a pass's last one may be short
+    loader = make_loader(SamplingConfig(strategy="uniform"), sizes=sizes, batch_size=batch_size, group_by_length=False)
+    shapes = {}
+    for _ in range(60):
+        task, batch = loader.next_batch()
+        shapes.setdefault(task, set()).add(batch["input_ids"].shape[0])
+    assert shapes == {"a": {2}, "b": {8}, "c": {4}}
+    with pytest.raises(ConfigError, match=r"task 'c' has 25 training rows, fewer than one batch per process \(32 x 1\)"):
+        make_loader(batch_size={"a": 2, "b": 8, "c": 32})
+
+
 def test_prefetching_gives_the_same_batches_and_resumes_at_the_first_unconsumed_one():
     from hfmtl.data.prefetch import PrefetchingLoader
 

@@ -244,6 +244,11 @@ def test_joint_batches_train_both_heads_with_one_encoder_pass_per_step(tmp_path,
         (["joint_tasks=[[sentiment, ner]]"], ConfigError, r"'ner' and 'sentiment' must read the same data"),
         (["joint_tasks=[[sentiment, pos]]"], ConfigError, r"'joint_tasks' names 'pos', but the tasks are"),
         (
+            ["joint_tasks=[[sentiment, intensity]]", "tasks.sentiment.batch_size=8"],
+            ConfigError,
+            r"its tasks share batches, so they must have the same batch_size, got \[8, None\]",
+        ),
+        (
             ["joint_tasks=[[sentiment, intensity]]", "tasks.intensity.data.max_train_rows=100"],
             ConfigError,
             r"must read the same data",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from hfmtl.config import RunConfig, SamplingConfig
+from hfmtl.config import RunConfig, SamplingConfig, task_batch_size
 from hfmtl.data.arrays import RowArrays
 from hfmtl.errors import DataError
 
@@ -31,6 +31,12 @@ def unit_sampling(config: RunConfig, units: dict[str, list[str]]) -> SamplingCon
         return config.sampling
     weights = {unit: sum(config.sampling.weights[task] for task in members) for unit, members in units.items()}
     return dataclasses.replace(config.sampling, weights=weights)
+
+
+def unit_batch_sizes(config: RunConfig, units: dict[str, list[str]]) -> dict[str, int]:
+    """Each unit's batch size: its tasks' own (a joint group's tasks have the same one), else the run's."""
+    tasks = {task.name: task for task in config.tasks}
+    return {unit: task_batch_size(tasks[members[0]], config.training) for unit, members in units.items()}
 
 
 def unit_rows(members: list[str], splits: dict[str, Any]) -> RowArrays:

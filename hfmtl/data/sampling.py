@@ -90,7 +90,7 @@ class MultiTaskLoader:
         collator: Collator,
         sampling: SamplingConfig,
         *,
-        batch_size: int,
+        batch_size: int | Mapping[str, int],
         total_draws: int,
         seed: int,
         group_by_length: bool = True,
@@ -100,20 +100,21 @@ class MultiTaskLoader:
         self.rows = rows
         self.collator = collator
         self.sampling = sampling
-        self.batch_size = batch_size
+        self.task_names = list(rows)
+        # one size for every task, or one per task (a task's own `batch_size`)
+        self.batch_sizes = dict(batch_size) if isinstance(batch_size, Mapping) else dict.fromkeys(rows, batch_size)
         self.total_draws = total_draws
         self.seed = seed
         self.group_by_length = group_by_length
         self.num_processes = num_processes
         self.process_index = process_index
-        self.task_names = list(rows)
         self.sizes = {name: len(task_rows) for name, task_rows in rows.items()}
         self.lengths = {name: task_rows.lengths.tolist() for name, task_rows in rows.items()}
         for name, size in self.sizes.items():
-            if size < batch_size * num_processes:
+            if size < self.batch_sizes[name] * num_processes:
                 raise ConfigError(
                     f"task '{name}' has {size} training rows, fewer than one batch per process "
-                    f"({batch_size} x {num_processes}); lower training.batch_size"
+                    f"({self.batch_sizes[name]} x {num_processes}); lower its batch_size or training.batch_size"
                 )
         self.static_weights = self.weights(0)  # also checks the strategy and weights before training starts
         self.draws = 0
@@ -176,8 +177,8 @@ class MultiTaskLoader:
         if cached is None or cached[0] != epoch:
             rng = np.random.default_rng([self.seed, self.task_names.index(task), epoch])
             if self.group_by_length:
-                batches = length_grouped_batches(self.lengths[task], self.batch_size, rng)
+                batches = length_grouped_batches(self.lengths[task], self.batch_sizes[task], rng)
             else:
-                batches = random_batches(self.sizes[task], self.batch_size, rng)
+                batches = random_batches(self.sizes[task], self.batch_sizes[task], rng)
             self._passes[task] = cached = (epoch, batches)
         return cached[1]

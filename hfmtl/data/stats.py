@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import Dataset
 
-from hfmtl.config import RunConfig
+from hfmtl.config import RunConfig, task_batch_size
 from hfmtl.data.batching import length_grouped_batches, padding_efficiency, random_batches
 from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.encoder import load_tokenizer
@@ -66,8 +66,9 @@ def describe_run_data(config: RunConfig) -> list[SplitStats]:
     """Load, check and tokenize every task of a run config and measure each split."""
     tokenizer = load_tokenizer(config.encoder)
     stats = []
+    tasks = {task.name: task for task in config.tasks}
     for name, data in load_all_tasks(config).items():
+        batch_size = task_batch_size(tasks[name], config.training)
         for split, dataset in tokenize_task(data, tokenizer, config.encoder.max_length).items():
-            max_length = config.encoder.max_length
-            stats.append(split_stats(name, split, dataset, max_length, config.training.batch_size, config.seed))
+            stats.append(split_stats(name, split, dataset, config.encoder.max_length, batch_size, config.seed))
     return stats
