@@ -55,7 +55,9 @@ def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[d
     peers = {}
     for key, sampling in (("grouped_peer", "group_by_length"), ("default_peer", "random")):
         runs = [
-            train_peer(base, task, matched_settings(base, task, sampling, task_steps[task.name]), work, measure=True).record
+            train_peer(
+                base, task, matched_settings(base, task, sampling, task_steps[task.name]), work, measure=True
+            ).record
             for task in base.tasks
         ]
         peers[key] = peer_throughput(runs)

@@ -150,7 +150,9 @@ def test_each_task_batches_with_its_own_batch_size():
         task, batch = loader.next_batch()
         shapes.setdefault(task, set()).add(batch["input_ids"].shape[0])
     assert shapes == {"a": {2}, "b": {8}, "c": {4}}
-    with pytest.raises(ConfigError, match=r"task 'c' has 25 training rows, fewer than one batch per process \(32 x 1\)"):
+    with pytest.raises(
+        ConfigError, match=r"task 'c' has 25 training rows, fewer than one batch per process \(32 x 1\)"
+    ):
         make_loader(batch_size={"a": 2, "b": 8, "c": 32})
 
 
