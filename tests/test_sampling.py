@@ -1,10 +1,13 @@
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
+from conftest import run_two_processes
 
 from hfmtl.config import SamplingConfig
 from hfmtl.data.arrays import RowArrays
+from hfmtl.data.batching import cross_process_padding_efficiency, length_grouped_batches
 from hfmtl.data.collate import Collator
 from hfmtl.data.sampling import MultiTaskLoader, task_weights
 from hfmtl.errors import ConfigError
@@ -169,3 +172,23 @@ def test_prefetching_gives_the_same_batches_and_resumes_at_the_first_unconsumed_
     resumed.load_state_dict(state)
     got += [(t, b["labels"].tolist()) for t, b in (resumed.next_batch() for _ in range(20))]
     assert got == expected
+
+
+def test_cross_process_padding_counts_every_process_at_the_pace_of_the_slowest():
+    # step 1: real 2 + 4, both processes wait for the 4-token batch; step 2: 1 + 1; the odd 5th batch is left out
+    assert cross_process_padding_efficiency([2, 4, 1, 1, 9], [[0], [1], [2], [3], [4]], 2) == pytest.approx(8 / 10)
+
+
+def test_two_processes_get_batches_of_about_the_same_length_at_every_step(tmp_path):
+    run_two_processes("tests/ddp_batches.py", str(tmp_path))
+    rank0, rank1 = (json.loads((tmp_path / f"batches{r}.json").read_text()) for r in (0, 1))
+    gaps = [abs(a["padded"] - b["padded"]) for a, b in zip(rank0, rank1, strict=True)]
+    # Rows of lengths 1..100, 8 to a batch, sorted 100 batches to a chunk: neighbours in length order differ by a
+    # length or two. Batches shuffled one by one (the single-process order) would differ by about 33 on average.
+    assert max(gaps) <= 3
+    real = sum(step["real"] for step in rank0 + rank1)
+    computed = sum(2 * 8 * max(a["padded"], b["padded"]) for a, b in zip(rank0, rank1, strict=True))
+    assert real / computed > 0.95
+    lengths = [1 + (i * 37) % 100 for i in range(4000)]
+    unaligned = length_grouped_batches(lengths, 8, np.random.default_rng(3))  # as if each step took any two batches
+    assert cross_process_padding_efficiency(lengths, unaligned, 2) < 0.8

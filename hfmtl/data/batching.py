@@ -17,20 +17,26 @@ def random_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> 
     return [order[i : i + batch_size].tolist() for i in range(0, num_rows, batch_size)]
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, num_processes: int = 1
+) -> list[list[int]]:
     """A shuffled pass where each batch holds rows of similar length, and the batches come in random order.
 
-    Rows are shuffled, taken in chunks of MEGABATCH_FACTOR batches, sorted by length within a chunk and cut
-    into batches (as the transformers Trainer's `group_by_length` does); then the batch order is shuffled so
-    that long and short batches alternate at random.
+    Rows are shuffled, taken in chunks of MEGABATCH_FACTOR batches (per process), sorted by length within a
+    chunk and cut into batches (as the transformers Trainer's `group_by_length` does); then the batch order
+    is shuffled so that long and short batches alternate at random. Under DDP the processes of one step take
+    `num_processes` consecutive batches, so the batches are shuffled in groups of that many neighbours in
+    length order: every process of a step gets rows of about the same length, and none waits on a longer
+    batch. With one process this is the plain shuffle.
     """
     order = rng.permutation(len(lengths))
-    chunk = batch_size * MEGABATCH_FACTOR
+    chunk = batch_size * MEGABATCH_FACTOR * num_processes  # whole groups per chunk: none straddles two chunks
     batches = []
     for start in range(0, len(order), chunk):
         members = sorted(order[start : start + chunk].tolist(), key=lambda i: -lengths[i])
         batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
+    groups = [batches[i : i + num_processes] for i in range(0, len(batches), num_processes)]
+    return [batch for g in rng.permutation(len(groups)) for batch in groups[g]]
 
 
 def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]], multiple: int | None = None) -> float:
@@ -38,3 +44,17 @@ def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]],
     real = sum(lengths[i] for batch in batches for i in batch)
     padded = sum(padded_length([lengths[i] for i in batch], multiple) * len(batch) for batch in batches)
     return real / padded
+
+
+def cross_process_padding_efficiency(
+    lengths: Sequence[int], batches: Sequence[Sequence[int]], num_processes: int, multiple: int | None = None
+) -> float:
+    """Real tokens / the tokens computed at the pace of the slowest process: under DDP every process of a
+    step waits for the one with the most padded tokens, so each counts as that many. Step k's processes take
+    batches k*P ... k*P + P-1, as the sampler hands them out; a last incomplete step is left out."""
+    real = computed = 0
+    for start in range(0, len(batches) - num_processes + 1, num_processes):
+        step = batches[start : start + num_processes]
+        real += sum(lengths[i] for batch in step for i in batch)
+        computed += num_processes * max(padded_length([lengths[i] for i in b], multiple) * len(b) for b in step)
+    return real / computed

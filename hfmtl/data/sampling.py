@@ -177,7 +177,7 @@ class MultiTaskLoader:
         if cached is None or cached[0] != epoch:
             rng = np.random.default_rng([self.seed, self.task_names.index(task), epoch])
             if self.group_by_length:
-                batches = length_grouped_batches(self.lengths[task], self.batch_sizes[task], rng)
+                batches = length_grouped_batches(self.lengths[task], self.batch_sizes[task], rng, self.num_processes)
             else:
                 batches = random_batches(self.sizes[task], self.batch_sizes[task], rng)
             self._passes[task] = cached = (epoch, batches)
