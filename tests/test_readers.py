@@ -4,7 +4,7 @@ import pytest
 
 from hfmtl.config import DataConfig, TaskConfig
 from hfmtl.data.loading import load_task_data
-from hfmtl.data.readers import read_rows
+from hfmtl.data.readers import iter_rows, read_rows
 from hfmtl.errors import DataError
 
 
@@ -94,3 +94,26 @@ def test_an_empty_ner_word_is_an_error_not_a_lost_tag(tmp_path):
         DataError, match=r"ner\.jsonl:1: word 2 is empty or only whitespace; every word needs characters"
     ):
         load_task_data(task, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("file_format", "content"),
+    [
+        ("jsonl", '{"a": 1}\nnot json\n{"a": 2}\n{"a": 3}\n'),
+        ("conll", "EU B-ORG\n\nbad\n\nPeter B-PER\n\nParis B-LOC\n"),
+    ],
+)
+def test_a_row_limit_stops_reading_but_never_drops_a_bad_row_it_passed(tmp_path, file_format, content):
+    path = write(tmp_path, "x.data", content)
+    assert len(list(iter_rows(path, file_format, limit=1))) == 1  # the bad line after the first row is never read
+    with pytest.raises(DataError, match=r"x\.data:(2|3): "):
+        list(iter_rows(path, file_format, limit=2))
+
+
+def test_jsonl_is_read_line_by_line_with_lines_split_at_newlines_only(tmp_path):
+    path = write(tmp_path, "x.jsonl", b'{"text": "a\\u2028b\xe2\x80\xa8c"}\r\n\n{"text": "d\xc2\x85e"}\n')
+    rows = read_rows(path, "jsonl")
+    assert [(where.rsplit(":", 1)[1], row["text"]) for where, row in rows] == [
+        ("1", "a\u2028b\u2028c"),
+        ("3", "d\x85e"),
+    ]

@@ -4,7 +4,7 @@ its label set, and tokenize. Everything the user can get wrong is reported with 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,18 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from hfmtl.config import DataConfig, RunConfig, TaskConfig
-from hfmtl.data.readers import Row, detect_format, raise_problems, read_rows
+from hfmtl.data.cache import (
+    cache_root,
+    cache_writes,
+    cached_dataset,
+    entry_key,
+    file_digest,
+    read_json,
+    tokenizer_digest,
+    write_dataset,
+    write_json,
+)
+from hfmtl.data.readers import Row, detect_format, iter_rows, raise_problems
 from hfmtl.errors import DataError
 from hfmtl.tasks import TASK_KINDS
 
@@ -35,7 +46,7 @@ def load_all_tasks(
 
 
 def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ...] | None = None) -> TaskData:
-    """Read and check a task's train (and validation) split.
+    """Read and check a task's train (and validation) split, or take them from the cache.
 
     Labels come from `labels` (e.g. a trained model's), else the config, else the training split.
     """
@@ -43,22 +54,15 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
     labels = labels if labels is not None else task.labels
     split_names = {"train": task.data.train, "validation": task.data.validation}
     limits = {"train": task.data.max_train_rows, "validation": task.data.max_validation_rows}
-    rows, declared_names = {}, {}
-    for split, name in split_names.items():
-        if name is None:
-            continue
-        split_rows, class_names = _rows(task.data, name, data_dir)
-        rows[split] = list(itertools.islice(split_rows, limits[split]))
-        if not rows[split]:
-            raise DataError(
-                f"{_source(task.data, name, data_dir)}: the {split} split of task '{task.name}' has no rows"
-            )
-        declared_names = declared_names or class_names
+    sources = {split: _split_source(task.data, name, data_dir) for split, name in split_names.items() if name}
     if kind.HAS_LABEL_SET and labels is None:
         # A Hub dataset's ClassLabel names are the full label set, even labels the rows happen not to use.
-        hub_names = declared_names.get(task.label_column)
-        labels = tuple(hub_names) if hub_names else _infer_labels(task, rows["train"])
-    splits = {split: _examples(task, split_rows, labels) for split, split_rows in rows.items()}
+        hub_names = sources["train"].class_names.get(task.label_column)
+        labels = tuple(hub_names) if hub_names else _inferred_labels(task, sources["train"], limits["train"])
+    splits = {
+        split: _examples(task, source, labels, limits[split], f"the {split} split of task '{task.name}' has no rows")
+        for split, source in sources.items()
+    }
     return TaskData(task=task, labels=labels if kind.HAS_LABEL_SET else None, splits=splits)
 
 
@@ -69,25 +73,46 @@ def load_split(
 
     Returns the examples and where they came from.
     """
-    rows, _ = _rows(task.data, name, data_dir)
-    rows = list(rows)
-    source = _source(task.data, name, data_dir)
-    if not rows:
-        raise DataError(f"{source}: no rows for task '{task.name}'")
-    return _examples(task, rows, labels), source
+    source = _split_source(task.data, name, data_dir)
+    return _examples(task, source, labels, None, f"no rows for task '{task.name}'"), source.name
 
 
-def _examples(task: TaskConfig, rows: list[Row], labels: tuple[str, ...] | None) -> Dataset:
-    """Check every row; report all the rows that cannot be used at once, not just the first."""
+@dataclass(frozen=True)
+class _Source:
+    """Where a split's rows come from: its name in errors, a hash of its content (and of how it is parsed),
+    its rows (read afresh on every call, up to a limit) and the label names a Hub dataset declares."""
+
+    name: str
+    key: str
+    rows: Callable[[int | None], Iterator[Row]]
+    class_names: dict[str, list[str]]
+
+
+def _examples(
+    task: TaskConfig, source: _Source, labels: tuple[str, ...] | None, limit: int | None, empty: str
+) -> Dataset:
+    """The split's checked examples as a memory-mapped Arrow file, written to the cache on the first run.
+    Every row that cannot be used is reported at once, not just the first."""
     kind = TASK_KINDS[task.kind]
-    examples, problems = [], []
-    for where, record in rows:
-        try:
-            examples.append(kind.make_example(record, task, labels, where))
-        except DataError as error:
-            problems.append(str(error))
-    raise_problems(problems, f"rows of task '{task.name}' cannot be used")
-    return Dataset.from_list(examples)
+    columns = (task.kind, task.text_column, task.tokens_column, task.label_column)
+    path = cache_root() / entry_key("examples", source.key, limit, columns, labels) / "examples.arrow"
+    examples = cached_dataset(path)
+    if examples is None:
+        problems: list[str] = []
+
+        def checked() -> Iterator[dict[str, Any]]:
+            for where, record in source.rows(limit):
+                try:
+                    yield kind.make_example(record, task, labels, where)
+                except DataError as error:
+                    problems.append(str(error))
+            raise_problems(problems, f"rows of task '{task.name}' cannot be used")  # before the file is kept
+
+        with cache_writes(path.parent):
+            examples = write_dataset(path, checked())
+    if len(examples) == 0:
+        raise DataError(f"{source.name}: {empty}")
+    return examples
 
 
 def tokenize_task(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Dataset]:
@@ -101,15 +126,33 @@ def tokenize_task(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length
 def tokenize_split(
     task: TaskConfig, split: str, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> Dataset:
-    """One split's examples with `input_ids` and `labels` added."""
-    return dataset.map(
-        TASK_KINDS[task.kind].tokenize,
-        batched=True,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
-        desc=f"Tokenizing {task.name}/{split}",
-        # The rows live in memory, so nothing is cached: a fixed fingerprint only skips hashing the tokenizer.
-        new_fingerprint=f"{task.name}-{split}-{max_length}",
-    )
+    """One split's examples with `input_ids` and `labels` added. Examples from the cache are tokenized into
+    their cache folder once per tokenizer and `max_length`; examples built in memory are not cached."""
+    options: dict[str, Any] = {
+        "batched": True,
+        "fn_kwargs": {"tokenizer": tokenizer, "max_length": max_length},
+        "desc": f"Tokenizing {task.name}/{split}",
+    }
+    if not dataset.cache_files:
+        # A fixed fingerprint only skips hashing the tokenizer: rows in memory are never cached.
+        return dataset.map(
+            TASK_KINDS[task.kind].tokenize, new_fingerprint=f"{task.name}-{split}-{max_length}", **options
+        )
+    folder = Path(dataset.cache_files[0]["filename"]).parent
+    # The fingerprint names the rows as selected (a `select` changes it); it is stable across runs.
+    key = entry_key("tokens", dataset._fingerprint, tokenizer_digest(tokenizer), max_length)
+    cache_file = folder / f"tokens-{key}.arrow"
+    tokenized = cached_dataset(cache_file)
+    if tokenized is not None:
+        return tokenized
+    with cache_writes(folder):
+        return dataset.map(
+            TASK_KINDS[task.kind].tokenize,
+            cache_file_name=str(cache_file),
+            load_from_cache_file=False,  # a file there could not be read: write it anew
+            new_fingerprint=key,
+            **options,
+        )
 
 
 def resolve_data_path(data_dir: str | Path, name: str) -> Path:
@@ -118,22 +161,22 @@ def resolve_data_path(data_dir: str | Path, name: str) -> Path:
     return path if path.is_absolute() else Path(data_dir).expanduser() / path
 
 
-def _source(data: DataConfig, name: str, data_dir: str | Path) -> str:
-    return f"{data.hub_id}[{name}]" if data.hub_id else str(resolve_data_path(data_dir, name))
-
-
-def _rows(data: DataConfig, name: str, data_dir: str | Path) -> tuple[Iterator[Row], dict[str, list[str]]]:
-    """A split's rows, and the label names a Hub dataset declares per column (none for local files)."""
+def _split_source(data: DataConfig, name: str, data_dir: str | Path) -> _Source:
     if data.hub_id:
-        return _hub_rows(data.hub_id, data.hub_subset, name)
+        return _hub_source(data.hub_id, data.hub_subset, name)
     path = resolve_data_path(data_dir, name)
     if not path.is_file():
         raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}')")
-    rows = read_rows(path, detect_format(path, data.format), quoting=data.quoting, multiline=data.multiline)
-    return iter(rows), {}
+    file_format = detect_format(path, data.format)
+
+    def rows(limit: int | None) -> Iterator[Row]:
+        return iter_rows(path, file_format, quoting=data.quoting, multiline=data.multiline, limit=limit)
+
+    key = entry_key("file", file_digest(path), file_format, data.quoting, data.multiline)
+    return _Source(name=str(path), key=key, rows=rows, class_names={})
 
 
-def _hub_rows(hub_id: str, subset: str | None, split: str) -> tuple[Iterator[Row], dict[str, list[str]]]:
+def _hub_source(hub_id: str, subset: str | None, split: str) -> _Source:
     import datasets  # the Hub loader is only needed for Hub datasets
 
     try:
@@ -142,14 +185,16 @@ def _hub_rows(hub_id: str, subset: str | None, split: str) -> tuple[Iterator[Row
         raise DataError(f"could not load split '{split}' of Hub dataset '{hub_id}': {error}") from None
     names = _class_label_names(dataset.features)
 
-    def rows() -> Iterator[Row]:
-        for index, record in enumerate(dataset):
+    def rows(limit: int | None) -> Iterator[Row]:
+        for index, record in enumerate(itertools.islice(dataset, limit)):
             for column, column_names in names.items():  # ClassLabel ids → their names, as in local files
                 value = record[column]
                 record[column] = [column_names[v] for v in value] if isinstance(value, list) else column_names[value]
             yield f"{hub_id}[{split}] row {index + 1}", record
 
-    return rows(), names
+    # load_dataset's fingerprint names the dataset's content as it downloaded and prepared it
+    key = entry_key("hub", hub_id, subset, split, dataset._fingerprint)
+    return _Source(name=f"{hub_id}[{split}]", key=key, rows=rows, class_names=names)
 
 
 def _class_label_names(features: Any) -> dict[str, list[str]]:
@@ -164,14 +209,23 @@ def _class_label_names(features: Any) -> dict[str, list[str]]:
     return names
 
 
-def _infer_labels(task: TaskConfig, rows: list[Row]) -> tuple[str, ...]:
+def _inferred_labels(task: TaskConfig, train: _Source, limit: int | None) -> tuple[str, ...]:
+    """The label set of the training rows (sorted), cached with the rows' hash."""
     from hfmtl.tasks.labels import infer_labels
 
+    path = cache_root() / entry_key("labels", train.key, limit, task.kind, task.label_column) / "labels.json"
+    cached = read_json(path)
+    if isinstance(cached, list):
+        return tuple(cached)
     kind = TASK_KINDS[task.kind]
     values: list[Any] = []
-    for where, record in rows:
+    for where, record in train.rows(limit):
         values.extend(kind.label_values(record, task, where))
+    if not values:
+        raise DataError(f"{train.name}: the train split of task '{task.name}' has no rows")
     labels = infer_labels(values)
     if len(labels) < 2:
         raise DataError(f"task '{task.name}': the training split has fewer than two distinct labels ({list(labels)})")
+    with cache_writes(path.parent):
+        write_json(path, list(labels))
     return labels

@@ -5,8 +5,10 @@ Every row comes with a location (`file:line`) so that errors found later can poi
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,20 +53,55 @@ def read_rows(path: Path, file_format: str, *, quoting: str | None = None, multi
     `multiline` allows a quoted field to span lines; without it such a field is an error at the line where
     its quote opened (most often a quote that was never closed).
     """
+    return list(iter_rows(path, file_format, quoting=quoting, multiline=multiline))
+
+
+def iter_rows(
+    path: Path, file_format: str, *, quoting: str | None = None, multiline: bool = False, limit: int | None = None
+) -> Iterator[Row]:
+    """The rows of `read_rows` one at a time, stopping after `limit` good rows. JSON Lines and CoNLL files
+    are read line by line, so a large file never sits in memory whole. The error listing the bad rows comes
+    after the last row read: consume the rows to the end before trusting them."""
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     if file_format not in ("csv", "tsv") and (quoting is not None or multiline):
         raise DataError(f"{path}: data.quoting and data.multiline apply to csv and tsv files, not {file_format}")
+    if file_format in ("jsonl", "conll"):
+        stream = _STREAMED[file_format](path, _file_lines(path))
+        try:
+            yield from itertools.islice(stream, limit)
+        finally:
+            stream.close()  # rows past the limit are not read; the problems met so far are raised on close
+        return
     if file_format == "parquet":
-        return list(_read_parquet(path))
-    text = read_text_file(path)
-    if file_format in ("csv", "tsv"):
+        rows = list(_read_parquet(path))
+    elif file_format in ("csv", "tsv"):
+        text = read_text_file(path)
         quoting = quoting or ("csv" if file_format == "csv" else "none")
         if multiline and quoting != "csv":
             raise DataError(f"{path}: data.multiline needs data.quoting: csv (without quotes no field spans lines)")
-        return _read_delimited(path, text, "," if file_format == "csv" else "\t", quoting, multiline)
-    readers = {"jsonl": _read_jsonl, "json": _read_json, "conll": _read_conll}
-    return readers[file_format](path, text)
+        rows = _read_delimited(path, text, "," if file_format == "csv" else "\t", quoting, multiline)
+    else:
+        rows = _read_json(path, read_text_file(path))
+    yield from itertools.islice(rows, limit)
+
+
+def _file_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file read line by line (a byte-order mark is accepted), split at
+    \n (and \r\n) only, as files have lines."""
+    offset = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                bad = offset + error.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+                raise DataError(
+                    f"{path}: not UTF-8 text: the byte at offset {bad} (0x{raw[bad - offset]:02x}) cannot be decoded; "
+                    "save the file as UTF-8"
+                ) from None
+            offset += len(raw)
+            yield number, line.removesuffix("\n").removesuffix("\r")
 
 
 def read_text_file(path: Path) -> str:
@@ -91,30 +128,23 @@ def raise_problems(problems: list[str], what: str) -> None:
         raise DataError(f"{len(problems)} {what}:\n  {shown}{more}")
 
 
-def _lines(text: str) -> list[str]:
-    """Lines as files have them: split at \\n (and \\r\\n), not at the other characters str.splitlines takes."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
-def _read_jsonl(path: Path, text: str) -> list[Row]:
-    rows, problems = [], []
-    for number, line in enumerate(_lines(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(f"{path}:{number}: not valid JSON ({error.msg}); expected one object per line")
-            continue
-        if not isinstance(record, dict):
-            problems.append(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            continue
-        rows.append((f"{path}:{number}", record))
-    raise_problems(problems, f"rows of {path} cannot be read")
-    return rows
+def _read_jsonl(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Row]:
+    problems = []
+    try:
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{path}:{number}: not valid JSON ({error.msg}); expected one object per line")
+                continue
+            if not isinstance(record, dict):
+                problems.append(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+                continue
+            yield f"{path}:{number}", record
+    finally:  # also when the reader stops early (a row limit): the rows read so far had these problems
+        raise_problems(problems, f"rows of {path} cannot be read")
 
 
 def _read_json(path: Path, text: str) -> list[Row]:
@@ -178,30 +208,34 @@ def _read_parquet(path: Path) -> Iterator[Row]:
         yield f"{path} row {index + 1}", record
 
 
-def _read_conll(path: Path, text: str) -> list[Row]:
+def _read_conll(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Row]:
     """CoNLL columns: `word [pos chunk ...] tag` per line, blank lines between sentences, -DOCSTART- skipped.
 
     The record has `tokens` (first column), `ner_tags` (last column) and, for 4-column files, `pos_tags`
     and `chunk_tags`, matching the CoNLL-2003 JSON Lines layout.
     """
     sentence: list[list[str]] = []
-    rows, problems, start = [], [], 0
-    for number, line in enumerate([*_lines(text), ""], start=1):  # a blank line at the end closes the last one
-        columns = line.split()
-        if not columns or columns[0] == "-DOCSTART-":
-            if sentence:
-                rows.append((f"{path}:{start}", _conll_record(sentence)))
-            sentence = []
-            continue
-        if len(columns) < 2 or (sentence and len(columns) != len(sentence[0])):
-            expected = len(sentence[0]) if sentence else "at least 2"
-            problems.append(f"{path}:{number}: expected {expected} space-separated columns, found {len(columns)}")
-            continue
-        if not sentence:
-            start = number
-        sentence.append(columns)
-    raise_problems(problems, f"rows of {path} cannot be read")
-    return rows
+    problems, start = [], 0
+    try:
+        for number, line in itertools.chain(lines, [(-1, "")]):  # a blank line at the end closes the last one
+            columns = line.split()
+            if not columns or columns[0] == "-DOCSTART-":
+                if sentence:
+                    yield f"{path}:{start}", _conll_record(sentence)
+                sentence = []
+                continue
+            if len(columns) < 2 or (sentence and len(columns) != len(sentence[0])):
+                expected = len(sentence[0]) if sentence else "at least 2"
+                problems.append(f"{path}:{number}: expected {expected} space-separated columns, found {len(columns)}")
+                continue
+            if not sentence:
+                start = number
+            sentence.append(columns)
+    finally:  # also when the reader stops early (a row limit): the rows read so far had these problems
+        raise_problems(problems, f"rows of {path} cannot be read")
+
+
+_STREAMED = {"jsonl": _read_jsonl, "conll": _read_conll}
 
 
 def _conll_record(sentence: list[list[str]]) -> dict[str, Any]:
