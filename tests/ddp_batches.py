@@ -18,7 +18,8 @@ from hfmtl.data.sampling import MultiTaskLoader  # noqa: E402
 
 dist.init_process_group("gloo")  # the processes only meet here: each loader alone must give aligned batches
 rank, world = dist.get_rank(), dist.get_world_size()
-rows = [{"input_ids": [1] * (1 + (i * 37) % 100), "labels": 0} for i in range(4000)]  # lengths 1..100
+# lengths 1..100; 501 batches of 8, so the last of a pass has no partner on the other process
+rows = [{"input_ids": [1] * (1 + (i * 37) % 100), "labels": 0} for i in range(4001)]
 loader = MultiTaskLoader(
     {"a": RowArrays.from_rows(rows)},
     Collator(pad_token_id=0),

@@ -36,7 +36,11 @@ def length_grouped_batches(
         members = sorted(order[start : start + chunk].tolist(), key=lambda i: -lengths[i])
         batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
     groups = [batches[i : i + num_processes] for i in range(0, len(batches), num_processes)]
-    return [batch for g in rng.permutation(len(groups)) for batch in groups[g]]
+    # An incomplete last group stays last: shuffled into the middle, it would shift every later group off the
+    # steps' boundaries. (The sampler ends a pass before a step that lacks a batch for some process.)
+    complete = groups if len(groups[-1]) == num_processes else groups[:-1]
+    shuffled = [complete[g] for g in rng.permutation(len(complete))] + groups[len(complete) :]
+    return [batch for group in shuffled for batch in group]
 
 
 def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]], multiple: int | None = None) -> float:
