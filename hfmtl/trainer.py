@@ -88,7 +88,7 @@ def _train(
 
     tokenizer = load_tokenizer(config.encoder)
     check_layers(config)
-    with accelerator.main_process_first():
+    with accelerator.local_main_process_first():  # each machine fills its own data cache once
         data = load_all_tasks(config)
         splits = {name: tokenize_task(d, tokenizer, config.encoder.max_length) for name, d in data.items()}
     eval_sets = {name: make_eval_set(name, s["validation"]) for name, s in splits.items() if "validation" in s}
