@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
     _add_config_arguments(data)
+    data.add_argument(
+        "--fetch",
+        action="store_true",
+        help="first download the config's missing data files from the Hugging Face Hub into data_dir "
+        "(the shipped configs' SST-2, CoNLL-2003 and SST files); files already there are left as they are",
+    )
     data.set_defaults(command=_data)
     return parser
 
@@ -232,4 +238,9 @@ def _data(args: argparse.Namespace) -> None:
     from hfmtl.config import load_config
     from hfmtl.data.stats import describe_run_data, format_stats
 
-    print(format_stats(describe_run_data(load_config(args.config, args.overrides))))  # noqa: T201
+    config = load_config(args.config, args.overrides)
+    if args.fetch:
+        from hfmtl.data.fetch import fetch_data
+
+        fetch_data(config, report=lambda line: print(line, file=sys.stderr))  # noqa: T201
+    print(format_stats(describe_run_data(config)))  # noqa: T201

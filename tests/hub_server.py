@@ -1,6 +1,7 @@
 """A minimal local fake of the Hugging Face Hub HTTP API, so tests can drive the real ``huggingface_hub`` client.
 
-Scope (huggingface_hub 2.4, model repos only): ``HfApi.create_repo`` (``private``, 409 for ``exist_ok``),
+Scope (huggingface_hub 2.4; dataset repos only for file downloads, set up with ``add_dataset``; model repos for
+the rest): ``HfApi.create_repo`` (``private``, 409 for ``exist_ok``),
 ``create_branch``, ``create_commit`` / ``upload_file`` / ``upload_folder`` (preupload + ndjson commit, including
 ``deletedFile``/``deletedFolder`` and ``parent_commit``), ``model_info`` / ``repo_info``, ``list_repo_tree`` /
 ``list_repo_files``, ``list_repo_refs``, ``whoami``, README metadata validation, and ``hf_hub_download`` /
@@ -49,6 +50,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 REDACTED = "<redacted>"
 _API = re.compile(r"/api/models/([^/]+/[^/]+)(?:/(revision|tree|refs|preupload|commit|branch)(?:/([^/]+)(/.*)?)?)?")
 _RESOLVE = re.compile(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)")
+_DATASET_RESOLVE = re.compile(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)")
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 Response = tuple[int, dict[str, str], bytes]
 
@@ -157,6 +159,15 @@ class FakeHub:
             for name, value in saved.items():
                 setattr(constants, name, value)
 
+    def add_dataset(self, repo_id: str, branches: dict[str, dict[str, bytes]]) -> None:
+        """A public dataset repo with these files per branch (a branch may be named like the Hub's
+        `refs/convert/parquet`), served to `hf_hub_download(..., repo_type="dataset")`."""
+        repo: dict[str, Any] = {"private": False, "branches": {}, "heads": {}, "commits": []}
+        with self._lock:
+            for branch, files in branches.items():
+                self._new_commit(f"datasets/{repo_id}", repo, branch, {"summary": "add data"}, dict(files))
+            self.repos[f"datasets/{repo_id}"] = repo
+
     def env(self) -> dict[str, str]:
         """Environment variables that point a huggingface_hub started in a subprocess at this server."""
         env = {"HF_ENDPOINT": self.endpoint, "HF_HUB_OFFLINE": "0"}
@@ -217,8 +228,9 @@ class FakeHub:
                 repo["heads"][revision], files = self._resolve(repo, start)
                 repo["branches"][revision] = dict(files)
                 return _json({})
-        if method in ("GET", "HEAD") and (match := _RESOLVE.fullmatch(path)):
-            repo = self._repo(unquote(match[1]), authorized)
+        dataset_file = _DATASET_RESOLVE.fullmatch(path)
+        if method in ("GET", "HEAD") and (match := dataset_file or _RESOLVE.fullmatch(path)):
+            repo = self._repo(("datasets/" if dataset_file else "") + unquote(match[1]), authorized)
             oid, files = self._resolve(repo, unquote(match[2]))
             filename = unquote(match[3])
             if filename not in files:

@@ -169,6 +169,24 @@ CASES = [
     ),
     Case(
         "data",
+        "a shipped config's data file missing",
+        lambda t, r: [
+            "data",
+            config_with(t, data_dir="nowhere", tasks__sentiment__data={"train": "sst2/train.jsonl"}),
+        ],
+        "data file not found: nowhere/sst2/train.jsonl (relative paths resolve against data_dir 'nowhere'); "
+        "run 'hfmtl data CONFIG --fetch' to download it from the Hugging Face Hub",
+    ),
+    Case(
+        "data",
+        "--fetch of a file with no Hub source",
+        lambda t, r: ["data", config_with(t, tasks__sentiment__data={"train": "mine.jsonl"}), "--fetch"],
+        "no Hub source is known for tests/assets/tiny/data/mine.jsonl; --fetch knows the shipped configs' files "
+        "(sst2/train.jsonl, sst2/validation.jsonl, conll2003/train.jsonl, conll2003/validation.jsonl, "
+        "sst/train_5class.jsonl, sst/validation_5class.jsonl) under data_dir",
+    ),
+    Case(
+        "data",
         "not JSON",
         lambda t, r: ["data", data_config(t, "sentiment", "s.jsonl", '{"text": "a", "label": 1}\n{"text": "b"\n')],
         "<tmp>/s.jsonl:2: not valid JSON (Expecting ',' delimiter); expected one object per line",

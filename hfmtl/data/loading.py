@@ -166,7 +166,12 @@ def _split_source(data: DataConfig, name: str, data_dir: str | Path) -> _Source:
         return _hub_source(data.hub_id, data.hub_subset, name)
     path = resolve_data_path(data_dir, name)
     if not path.is_file():
-        raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}')")
+        from hfmtl.data.fetch import HUB_FILES  # fetch imports this module
+
+        hint = (
+            "; run 'hfmtl data CONFIG --fetch' to download it from the Hugging Face Hub" if name in HUB_FILES else ""
+        )
+        raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}'){hint}")
     file_format = detect_format(path, data.format)
 
     def rows(limit: int | None) -> Iterator[Row]:
