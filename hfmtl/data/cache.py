@@ -67,6 +67,9 @@ def cache_writes(folder: Path) -> Iterator[None]:
     try:
         yield
     except OSError as error:
+        where = Path(str(error.filename)) if error.filename is not None else None
+        if where is not None and not (where.is_relative_to(folder.parent) or folder.is_relative_to(where)):
+            raise  # not the cache's: e.g. a data file that cannot be read while its rows are written
         raise DataError(
             f"cannot write the data cache in {folder}: {error.strerror or error}; set HFMTL_CACHE to a writable folder"
         ) from None
