@@ -149,3 +149,15 @@ def test_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
     path.write_bytes(yaml.safe_dump(MINIMAL).encode() + b"# caf\xe9\n")
     with pytest.raises(ConfigError, match=r"run\.yaml is not UTF-8 text \(byte \d+ cannot be decoded\)"):
         load_config(path)
+
+
+def test_loading_a_config_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hfmtl.config import load_config; load_config('configs/quickstart.yaml'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'numpy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"  # a config mistake is reported without a 3-second torch import

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from hfmtl.tasks.labels import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

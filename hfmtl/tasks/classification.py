@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from hfmtl.tasks.labels import label_id
 from hfmtl.tasks.rows import read_column, read_text
 
 if TYPE_CHECKING:
+    import torch
+
     from hfmtl.config import TaskConfig
 
 HAS_LABEL_SET = True

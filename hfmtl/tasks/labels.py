@@ -7,6 +7,9 @@ from typing import Any
 
 from hfmtl.errors import DataError
 
+IGNORE_INDEX = -100
+"""The label id the losses skip (PyTorch's cross-entropy default): special tokens, continuation pieces."""
+
 
 def infer_labels(values: Iterable[Any]) -> tuple[str, ...]:
     """Distinct label values as names, in a stable order: numeric when all are integers (in JSON or as the

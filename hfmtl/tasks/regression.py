@@ -6,12 +6,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from hfmtl.errors import DataError
 from hfmtl.tasks.rows import read_column, read_text
 
 if TYPE_CHECKING:
+    import torch
+
     from hfmtl.config import TaskConfig
 
 HAS_LABEL_SET = False

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hfmtl.data.collate import IGNORE_INDEX
 from hfmtl.errors import DataError
-from hfmtl.tasks.labels import label_id
+from hfmtl.tasks.labels import IGNORE_INDEX, label_id
 from hfmtl.tasks.rows import read_column
 
 if TYPE_CHECKING:
