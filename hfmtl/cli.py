@@ -36,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hfmtl {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train one model on every task of a config")
+    train = commands.add_parser(
+        "train",
+        help="train one model on every task of a config",
+        description="Train one model on every task of a config. `hfmtl config CONFIG` prints every config key "
+        "with its type, default and meaning (and the values this config resolves to).",
+    )
     _add_config_arguments(train)
     train.add_argument(
         "--resume",
@@ -121,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--dry-run", action="store_true", help="list what would be uploaded; upload nothing")
     publish.add_argument("--debug", action="store_true", help="show full tracebacks")
     publish.set_defaults(command=_publish)
+
+    config = commands.add_parser(
+        "config", help="print the resolved config: every field with its type, default and meaning"
+    )
+    _add_config_arguments(config)
+    config.set_defaults(command=_config)
 
     data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
     _add_config_arguments(data)
@@ -232,6 +243,13 @@ def _publish(args: argparse.Namespace) -> None:
         print(f"  {name:<32} {size:>12,} bytes")  # noqa: T201
     if result.url:
         print(result.url)  # noqa: T201
+
+
+def _config(args: argparse.Namespace) -> None:
+    from hfmtl.config import load_config
+    from hfmtl.config_help import describe
+
+    print(describe(load_config(args.config, args.overrides)), end="")  # noqa: T201
 
 
 def _data(args: argparse.Namespace) -> None:

@@ -161,3 +161,28 @@ def test_loading_a_config_imports_neither_torch_nor_transformers():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"  # a config mistake is reported without a 3-second torch import
+
+
+def test_hfmtl_config_prints_every_field_with_its_meaning_as_yaml_that_loads_back(capsys):
+    from hfmtl.cli import main
+    from hfmtl.config_help import CONFIG_CLASSES, field_help
+
+    for cls in CONFIG_CLASSES:  # every field has its meaning written, so `hfmtl config` shows it
+        assert all(info.meaning for info in field_help(cls).values()), cls.__name__
+    main(["config", "configs/quickstart.yaml", "--set", "training.mixed_precision=no"])
+    text = capsys.readouterr().out
+    assert (
+        "  mixed_precision: 'no'  # Literal['auto', 'no', 'fp16', 'bf16'], default auto: Autocast precision." in text
+    )
+    assert "  strategy: fixed  # Literal['proportional', 'temperature'," in text
+    assert config_from_dict(yaml.safe_load(text)) == load_config(
+        REPO / "configs" / "quickstart.yaml", ["training.mixed_precision=no"]
+    )
+
+
+def test_train_help_points_to_hfmtl_config(capsys):
+    from hfmtl.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "hfmtl config CONFIG" in capsys.readouterr().out
