@@ -37,3 +37,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, training: TrainingConfig) 
     return get_scheduler(
         name, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.max_steps
     )
+
+
+def rewind_schedule(scheduler: Any, steps: int) -> None:
+    """Take back `steps` scheduler steps, for updates that were skipped on the device (a non-finite loss or
+    gradient) and known only when the loop next read its figures: the schedule counts applied updates, as
+    it does when a grad scaler skips a step."""
+    if steps <= 0:
+        return
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate wraps the LambdaLR
+    inner.last_epoch -= steps + 1
+    inner.step()  # recomputes every group's learning rate at the rewound step

@@ -38,7 +38,7 @@ from hfmtl.loss_weighting import build_loss_weighting
 from hfmtl.model_dir import MODEL_DIR, save_model_dir
 from hfmtl.model_selection import ModelSelection
 from hfmtl.modeling import MultiTaskModel
-from hfmtl.optimization import build_optimizer, build_scheduler
+from hfmtl.optimization import build_optimizer, build_scheduler, rewind_schedule
 from hfmtl.precision import pad_multiple, with_resolved_precision
 from hfmtl.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
 from hfmtl.run_dir import earlier_run_files, locked_output_dir, remove_run_files
@@ -167,15 +167,18 @@ def _train(
         is_save = progress.step % training.save_every == 0 or progress.step == last_step
         is_window = weighting.window is not None and progress.step % weighting.window == 0
         if is_log or is_eval or is_save or is_window:
-            first_unread = progress.step - len(unread) + 1
+            first_unread, skipped_updates = progress.step - len(unread) + 1, 0
             for number, read in enumerate(read_steps(unread, accelerator), start=first_unread):
                 if read.is_skipped:
                     if training.on_nonfinite_loss == "stop":
                         raise _non_finite(read.losses, read.grad_norm, number, output_dir)
                     _say(accelerator, f"step {number}: non-finite loss or gradient on {read.tasks}; skipped")
+                    skipped_updates += 1
                     continue
                 weighting.update(read.losses)
                 window.add(read)
+            if training.mixed_precision != "fp16":  # under fp16 the scheduler already skips what the scaler skips
+                rewind_schedule(scheduler, skipped_updates)
             unread = []
             progress.train_seconds = clock.seconds()
         if is_log:

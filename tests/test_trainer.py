@@ -218,6 +218,19 @@ def test_non_finite_batches_can_be_skipped(tmp_path):
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
     losses = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert not any("loss/intensity" in line for line in losses)  # skipped batches are not logged as losses
+    # The schedule counts applied updates only: 40 steps with n skipped end where 40 - n updates do.
+    from hfmtl.optimization import build_scheduler
+
+    applied = 40 - result.tasks.count("intensity")
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    reference = torch.optim.SGD([parameter], lr=config.training.learning_rate)
+    schedule = build_scheduler(reference, config.training)
+    for _ in range(applied):
+        reference.step()
+        schedule.step()
+    assert applied < 40 and [line for line in losses if "learning_rate" in line][-1]["learning_rate"] == pytest.approx(
+        schedule.get_last_lr()[0]
+    )
 
 
 def test_fp16_on_the_cpu_is_refused(tmp_path):
