@@ -8,7 +8,9 @@ every part, so a part that fails leaves the others' figures.
     python scripts/benchmark.py --parts ner_raw_text --model-dir runs/quickstart/model --out benchmarks/cpu
     python scripts/benchmark.py --dry-run                         # print what would run, run nothing
 
-Parts (all by default; `--parts` re-runs some and keeps the others' figures in `<out>.json`):
+Parts (all but `mfu` by default; `--parts` re-runs some and keeps the others' figures in `<out>.json`):
+- `mfu` (GPU check, scripts/gpu_check.sh): training model FLOP/s of a BERT-base-size encoder built from a
+  config (random weights, no download) on the task mix, over the device's measured matmul peak.
 - `train`: real tokens/s, examples/s, padding efficiency, training FLOP/s of hfmtl on the task mix vs the
   Trainer on the same tasks one after another (same steps per task), once with length-grouped batches (its
   strongest setting) and once with its default random batches.
@@ -41,7 +43,7 @@ import torch
 import transformers
 from benchmark_quality import ner_raw_text_part, quality, time_to_quality, ttq_config, ttq_peer_settings
 from benchmark_runs import QUICK_PEER_STEPS, QUICK_TRAIN_ROWS, QUICK_VALIDATION_ROWS, load_config_with, validation_cap
-from benchmark_speed import inference, throughput
+from benchmark_speed import inference, model_flops_utilization, throughput
 from benchmark_table import table
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
@@ -49,11 +51,13 @@ from hfmtl.config import RunConfig, load_config
 from hfmtl.errors import ConfigError
 from hfmtl.precision import PRECISIONS, resolve_mixed_precision
 
-PARTS = ("train", "inference", "quality", "time_to_quality", "ner_raw_text")
+PARTS = ("mfu", "train", "inference", "quality", "time_to_quality", "ner_raw_text")
+DEFAULT_PARTS = [part for part in PARTS if part != "mfu"]  # a BERT-base run is for a GPU
 FORMAT = 2
 """Version of the JSON layout; a partial re-run refuses to merge into a file of another version."""
 SIZES: dict[str, tuple[Any, Any]] = {
     "steps": (90, 30),
+    "mfu_steps": (200, 8),
     "repeats": (3, 1),
     "texts": (1000, 200),
     "quality_steps": (800, 120),
@@ -74,6 +78,8 @@ def main() -> None:
     overrides = [f"training.mixed_precision={precision}"]
     if args.batch_size is not None:
         overrides.append(f"training.batch_size={args.batch_size}")
+    if args.data_dir is not None:
+        overrides.append(f"data_dir={args.data_dir}")
     base = load_config(args.config, overrides)
     if args.quick:
         base = load_config_with(base, [f"tasks.{t.name}.data.max_train_rows={QUICK_TRAIN_ROWS}" for t in base.tasks])
@@ -82,12 +88,14 @@ def main() -> None:
         sys.stdout.write(json.dumps(plan(args, base, meta), indent=2) + "\n")
         return
     work = Path(tempfile.mkdtemp(prefix="hfmtl-benchmark-"))
-    results = start_results(args.out, meta, is_partial=set(args.parts) != set(PARTS))
+    results = start_results(args.out, meta, is_partial=set(args.parts) != set(DEFAULT_PARTS))
     results["meta"]["work_dir"] = str(work)
     model_dir = args.model_dir
     for part in (p for p in PARTS if p in args.parts):
         start = time.perf_counter()
-        if part == "train":
+        if part == "mfu":
+            results["mfu"] = model_flops_utilization(base, args.mfu_steps, work)
+        elif part == "train":
             results["train"], results["padding"] = throughput(base, args.steps, args.repeats, work)
         elif part == "inference":
             results["inference"] = inference(base, args.texts, args.repeats)
@@ -119,13 +127,15 @@ def parse_args() -> argparse.Namespace:
         help=f"smoke run in minutes: few steps, {QUICK_TRAIN_ROWS} training and {QUICK_VALIDATION_ROWS} "
         f"validation rows per task, one seed, {QUICK_PEER_STEPS}-step peers; labelled as such in the output",
     )
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--data-dir", help="where the config's data files are (default: the config's data_dir)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=DEFAULT_PARTS)
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="resolved by hfmtl.precision")
     parser.add_argument(
         "--batch-size", type=int, help="hfmtl's batch size and the matched peers' (default: the config's)"
     )
     sizes = {
         "steps": "train part: steps per run, split by the task mix",
+        "mfu_steps": "mfu part: steps of the BERT-base-size run",
         "repeats": "train and inference parts: timed repeats",
         "texts": "inference part: texts answered",
         "quality_steps": "quality part: hfmtl's steps",
@@ -205,6 +215,7 @@ def plan(args: argparse.Namespace, base: RunConfig, meta: dict[str, Any]) -> dic
         training = ttq_config(base, seed, args, Path("<work>")).training
         hfmtl.append({"seed": seed, **{k: getattr(training, k) for k in ("max_steps", "warmup_steps", "eval_every")}})
     parts: dict[str, Any] = {
+        "mfu": {"steps": args.mfu_steps, "encoder": "BERT-base size, random weights"},
         "train": {"steps": args.steps, "repeats": args.repeats, "peers": ["group_by_length", "random"]},
         "inference": {"texts": args.texts, "repeats": args.repeats},
         "quality": {"hfmtl_steps": args.quality_steps, "validation_rows": validation_cap(args.quick)},

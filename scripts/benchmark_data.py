@@ -76,6 +76,7 @@ def measure(data_dir: Path, encoder: str, work: Path) -> list[dict[str, Any]]:
             "kind": "classification",
             "text_column": "sentence",
             "data": {"train": str(train)},
+            "labels": ["negative", "positive"],  # as configs/quickstart.yaml names them: no pass to infer them
         }
         config.write_text(yaml.safe_dump({"encoder": {"name_or_path": encoder, "max_length": 128}, "tasks": [task]}))
         cache = work / f"cache-x{repeats}"

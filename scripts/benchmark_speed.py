@@ -140,3 +140,56 @@ def validation_texts(data: dict[str, Any], count: int) -> list[str]:
 def encoder_layer_parameters(config: RunConfig) -> int:
     encoder = transformers.AutoModel.from_pretrained(resolve_encoder(config.encoder.name_or_path))
     return sum(p.numel() for p in encoder.encoder.layer.parameters())
+
+
+BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+"""The BERT-base shape (transformers' BertConfig defaults, written out so the figure says what it measured)."""
+
+
+def model_flops_utilization(base: RunConfig, steps: int, work: Path) -> dict[str, Any]:
+    """Training model FLOP/s of a BERT-base-size encoder (built from a config with random weights, so
+    nothing is downloaded) on the config's task mix, over the device's measured matmul peak.
+
+    Model FLOPs per real token: 6 x the encoder layers' parameters (forward and backward of every weight
+    matmul) + 12 x layers x hidden x the mean padded length (attention scores and values, forward and
+    backward). Embeddings and heads are left out, as is usual for MFU.
+    """
+    tokenizer = load_tokenizer(base.encoder)
+    folder = work / "bert-base-random"
+    bert = transformers.BertConfig(vocab_size=len(tokenizer), **BERT_BASE)
+    transformers.BertModel(bert).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    window = max(1, steps // 4)  # the first window is warm-up (and CUDA kernels' first runs) and is dropped
+    config = load_config_with(
+        base,
+        [
+            f"encoder.name_or_path={folder}",
+            *(f"tasks.{t.name}.data.validation=null" for t in base.tasks),
+            f"training.max_steps={window * 4}",
+            f"training.warmup_steps={window}",
+            f"training.log_every={window}",
+            f"training.save_every={10**9}",
+            "training.eval_at_start=false",
+            f"output_dir={work / 'mfu'}",
+        ],
+    )
+    result = train(config)
+    log = [line for line in read_metrics_log(result.output_dir / "metrics.jsonl") if "tokens_per_second" in line]
+    tokens_per_second = statistics.median(line["tokens_per_second"] for line in log[1:])
+    padding = statistics.median(line["padding_efficiency"] for line in log[1:])
+    layer_parameters = sum(p.numel() for p in result.model.encoder.encoder.layer.parameters())
+    real_per_example = statistics.median(line["tokens_per_second"] / line["examples_per_second"] for line in log[1:])
+    mean_padded_length = real_per_example / padding
+    flops_per_token = 6 * layer_parameters + 12 * bert.num_hidden_layers * bert.hidden_size * mean_padded_length
+    achieved = flops_per_token * tokens_per_second / 1e9
+    peak = matmul_peak(config.training.mixed_precision)
+    return {
+        "encoder": {**BERT_BASE, "layer_parameters": layer_parameters, "weights": "random (built from a config)"},
+        "settings": hfmtl_settings(config, steps=config.training.max_steps),
+        "tokens_per_second": tokens_per_second,
+        "padding_efficiency": padding,
+        "mean_padded_length": mean_padded_length,
+        "model_gflops_per_second": achieved,
+        "matmul_peak_gflops": peak,
+        "mfu": achieved / peak,
+    }

@@ -36,6 +36,7 @@ def table(results: dict[str, Any]) -> str:
         "",
     ]
     sections = {
+        "mfu": ("Training MFU, BERT-base size", mfu_section),
         "train": ("Training throughput", train_section),
         "inference": ("Inference", inference_section),
         "time_to_quality": ("Time to the peers' quality", time_to_quality_section),
@@ -119,6 +120,22 @@ COMPARED_AGAINST: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "ner_raw_text": lambda n: f"`hfmtl evaluate` on the same model ({n['sentences']} sentences)",
 }
+
+
+def mfu_section(m: dict[str, Any]) -> list[str]:
+    e = m["encoder"]
+    return [
+        f"{settings_text(m['settings'], who='hfmtl')}; encoder {e['num_hidden_layers']} layers × {e['hidden_size']} "
+        f"hidden ({e['layer_parameters'] / 1e6:.1f} M layer parameters), {e['weights']}.",
+        "",
+        "| real tokens/s | padding efficiency | mean padded length | model GFLOP/s | matmul peak GFLOP/s | MFU |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {m['tokens_per_second']:.0f} | {m['padding_efficiency']:.3f} | {m['mean_padded_length']:.1f} "
+        f"| {m['model_gflops_per_second']:.0f} | {m['matmul_peak_gflops']:.0f} | {m['mfu']:.2f} |",
+        "",
+        "Model FLOPs per real token: 6 × layer parameters + 12 × layers × hidden × mean padded length; "
+        "embeddings and heads left out.",
+    ]
 
 
 def train_section(t: dict[str, Any]) -> list[str]:
