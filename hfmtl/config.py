@@ -66,7 +66,7 @@ class TaskConfig:
     name: str
     """The task's name: the key of its head, its metrics and its predictions (`sentiment`, `ner`)."""
     kind: str
-    """One of the task kinds: classification, token_classification, regression."""
+    """One of the task kinds: classification, token_classification, regression, multi_label_classification."""
     data: DataConfig
     """Where the task's examples come from."""
     text_column: str = "text"
@@ -74,7 +74,7 @@ class TaskConfig:
     tokens_column: str = "tokens"
     """Column holding the list of words (token_classification)."""
     label_column: str = "label"
-    """Column holding the label, the list of tags, or the regression target."""
+    """Column holding the label, the list of tags, the regression target, or the list of labels (multi-label)."""
     labels: tuple[str, ...] | None = None
     """Label names in id order. Inferred from the training split (sorted) when unset. A value in the data
     matches a label by name; an integer that names no label is read as a label id."""
@@ -85,6 +85,9 @@ class TaskConfig:
     batch_size: int | None = None
     """Examples per batch of this task (per process); unset: `training.batch_size`. Short texts (SST-2
     phrases) train more examples per second in larger batches, since each step has a fixed cost."""
+    threshold: float | Literal["tuned"] | None = None
+    """Multi-label: a label is predicted when its probability reaches this (default 0.5). `tuned`: each
+    evaluation picks, per label, the threshold with the best validation F1, and the saved model keeps them."""
     layer: int | None = None
     """Hierarchical sharing: the head reads this encoder layer (1 = the first) instead of the top one,
     e.g. NER from layer 4 of 6. Computed in the same encoder pass."""
@@ -101,6 +104,9 @@ class SamplingConfig:
     """Temperature strategy: count a task as at most this many rows, so one huge dataset cannot dominate."""
     weights: dict[str, float] | None = None
     """Fixed strategy: one non-negative weight per task name (normalised to sum to 1)."""
+    final_weights: dict[str, float] | None = None
+    """Fixed strategy: the weights at the end of training; each task's weight moves linearly from `weights`
+    to this over the run (for example toward the task that needs the most steps last). null keeps `weights`."""
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,9 @@ def check_config(config: RunConfig) -> None:
             raise ConfigError(f"task name '{task.name}' is used twice; task names must be unique")
         if task.kind not in TASK_KINDS:
             raise ConfigError(f"'{where}.kind' is '{task.kind}'; expected one of: {', '.join(TASK_KINDS)}")
-        if task.labels is not None:
-            if task.kind == "regression":
-                raise ConfigError(f"'{where}.labels' is set, but a regression task has no labels")
-            if len(set(task.labels)) != len(task.labels) or len(task.labels) < 2:
-                raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
+        TASK_KINDS[task.kind].check_config(task, where)
+        if task.labels is not None and (len(set(task.labels)) != len(task.labels) or len(task.labels) < 2):
+            raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
         if task.loss_weight < 0:
             raise ConfigError(f"'{where}.loss_weight' must be >= 0, got {task.loss_weight}")
         if task.batch_size is not None and task.batch_size < 1:
@@ -54,17 +52,24 @@ def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
     if sampling.size_cap is not None and sampling.size_cap < 1:
         raise ConfigError(f"'sampling.size_cap' must be >= 1, got {sampling.size_cap}")
     if sampling.strategy == "fixed":
-        weights = sampling.weights or {}
-        missing, unknown = set(names) - set(weights), set(weights) - set(names)
-        if missing or unknown:
-            raise ConfigError(
-                f"'sampling.weights' must give one weight per task ({', '.join(names)}); "
-                f"missing: {sorted(missing) or 'none'}, unknown: {sorted(unknown) or 'none'}"
-            )
-        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ConfigError(f"'sampling.weights' must be >= 0 and not all zero, got {weights}")
-    elif sampling.weights is not None:
-        raise ConfigError(f"'sampling.weights' only applies to strategy 'fixed', not '{sampling.strategy}'")
+        _check_weights("sampling.weights", sampling.weights or {}, names)
+        if sampling.final_weights is not None:
+            _check_weights("sampling.final_weights", sampling.final_weights, names)
+    else:
+        for key in ("weights", "final_weights"):
+            if getattr(sampling, key) is not None:
+                raise ConfigError(f"'sampling.{key}' only applies to strategy 'fixed', not '{sampling.strategy}'")
+
+
+def _check_weights(key: str, weights: dict[str, float], names: list[str]) -> None:
+    missing, unknown = set(names) - set(weights), set(weights) - set(names)
+    if missing or unknown:
+        raise ConfigError(
+            f"'{key}' must give one weight per task ({', '.join(names)}); "
+            f"missing: {sorted(missing) or 'none'}, unknown: {sorted(unknown) or 'none'}"
+        )
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ConfigError(f"'{key}' must be >= 0 and not all zero, got {weights}")
 
 
 _TRAINING_MINIMUMS = {
@@ -133,7 +138,7 @@ def _check_sharing(config: RunConfig) -> None:
                 f"'joint_tasks' group {list(group)}: its tasks share batches, so they must have the same "
                 f"batch_size, got {[task.batch_size for task in tasks]}"
             )
-        if any(task.kind == "token_classification" for task in tasks):
+        if not all(TASK_KINDS[task.kind].per_text for task in tasks):
             raise ConfigError(f"'joint_tasks' group {list(group)}: only sequence-level tasks can share batches")
         grouped += list(group)
     if len(grouped) != len(set(grouped)):

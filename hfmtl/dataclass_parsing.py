@@ -93,8 +93,18 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"'{path}' must not be null")
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, path)
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:  # e.g. `float | Literal["tuned"]`: the first reading that fits
+            try:
+                return _coerce(value, option, path)
+            except ConfigError:
+                continue
+        try:
+            return _coerce(value, options[-1], path)
+        except ConfigError:
+            if len(options) == 1:
+                raise
+        raise ConfigError(f"'{path}' must be {' or '.join(map(_describe, options))}; got {value!r}") from None
     if origin is Literal:
         if isinstance(value, bool):
             # YAML 1.1 reads `no`/`off` as false and `yes`/`on` as true: give a choice field its word back.
@@ -116,6 +126,12 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
             raise ConfigError(f"'{path}' must be a mapping, got {type(value).__name__}")
         return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
     return _scalar(value, annotation, path)
+
+
+def _describe(annotation: Any) -> str:
+    if typing.get_origin(annotation) is Literal:
+        return " or ".join(f"'{arg}'" for arg in typing.get_args(annotation))
+    return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(annotation, "valid")
 
 
 def _scalar(value: Any, annotation: type, path: str) -> Any:

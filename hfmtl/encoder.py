@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from hfmtl.config import EncoderConfig, RunConfig
+from hfmtl.config import EncoderConfig, RunConfig, TaskConfig
 from hfmtl.errors import ConfigError, ModelLoadError
 from hfmtl.modeling import MultiTaskModel, TaskSpec
 
@@ -51,9 +51,20 @@ def load_tokenizer(encoder: EncoderConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def _thresholds(task: TaskConfig, labels: tuple[str, ...] | None) -> tuple[float, ...] | None:
+    """A numeric `threshold` holds for every label; `tuned` (set after training) and none start at the default."""
+    is_number = isinstance(task.threshold, float)
+    return (task.threshold,) * len(labels or ()) if is_number else None
+
+
 def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None]) -> MultiTaskModel:
     """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config."""
-    specs = [TaskSpec(task.name, task.kind, labels[task.name], task.pooling, task.layer) for task in config.tasks]
+    specs = [
+        TaskSpec(
+            task.name, task.kind, labels[task.name], task.pooling, task.layer, _thresholds(task, labels[task.name])
+        )
+        for task in config.tasks
+    ]
     source = resolve_encoder(config.encoder.name_or_path)
     check_layers(config, source)
     try:

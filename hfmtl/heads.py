@@ -1,4 +1,5 @@
-"""The task heads: pooled text to class logits or a value, every token to tag logits, each with its loss.
+"""The task heads: pooled text to class logits, a value or per-label logits, every token to tag logits, each
+with its loss.
 
 Like modeling.py, this file imports only torch, so that it is published beside it as remote code.
 """
@@ -49,6 +50,13 @@ class RegressionHead(ClassificationHead):
         return F.mse_loss(logits.float(), labels.float())
 
 
+class MultiLabelHead(ClassificationHead):
+    """The classification head read as one independent yes/no per label (sigmoid, binary cross-entropy)."""
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
 class TokenClassificationHead(nn.Module):
     """Every token's hidden state → one logit per tag."""
 
@@ -68,4 +76,5 @@ HEAD_TYPES: dict[str, type[nn.Module]] = {
     "classification": ClassificationHead,
     "token_classification": TokenClassificationHead,
     "regression": RegressionHead,
+    "multi_label_classification": MultiLabelHead,
 }

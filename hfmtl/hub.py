@@ -47,11 +47,6 @@ ALLOWED_FILES = (
 REMOTE_CODE_FILE = "modeling_hfmtl.py"
 REMOTE_CODE_HELPERS = ("heads.py", "encoder_code.py")
 """The modules modeling.py imports, uploaded under their own names with `--with-code`."""
-TASK_TYPES = {
-    "classification": "text-classification",
-    "token_classification": "token-classification",
-    "regression": "text-classification",
-}
 
 
 @dataclass(frozen=True)

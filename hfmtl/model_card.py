@@ -9,12 +9,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-TASK_TYPES = {
-    "classification": "text-classification",
-    "token_classification": "token-classification",
-    "regression": "text-classification",
-}
-MAIN_METRICS = {"classification": "accuracy", "token_classification": "f1", "regression": "pearson"}
+from hfmtl.tasks import task_kind
 
 
 def render_model_card(
@@ -32,7 +27,7 @@ def render_model_card(
     datasets = {task["name"]: _dataset_name(sources.get(task["name"])) for task in tasks}
     results = [
         EvalResult(
-            task_type=TASK_TYPES[task["kind"]],
+            task_type=task_kind(task["kind"]).pipeline_tag,
             task_name=task["name"],
             dataset_type=datasets[task["name"]],
             dataset_name=datasets[task["name"]],
@@ -40,8 +35,8 @@ def render_model_card(
             # intensity on SST) stay apart by what they read from it: the subset or the label column.
             dataset_config=_dataset_config(sources.get(task["name"])),
             dataset_split="validation",
-            metric_type=MAIN_METRICS[task["kind"]],
-            metric_value=best["metrics"][task["name"]][MAIN_METRICS[task["kind"]]],
+            metric_type=task_kind(task["kind"]).main_metric,
+            metric_value=best["metrics"][task["name"]][task_kind(task["kind"]).main_metric],
         )
         for task in tasks
         if best and task["name"] in best["metrics"]
@@ -52,7 +47,7 @@ def render_model_card(
         model_name=name,
         base_model=base_model,
         library_name="hfmtl",
-        tags=["hfmtl", "multi-task", *sorted({TASK_TYPES[task["kind"]] for task in tasks})],
+        tags=["hfmtl", "multi-task", *sorted({task_kind(task["kind"]).pipeline_tag for task in tasks})],
         eval_results=results or None,
     )
     body = _card_body(name, config, tasks, datasets, best, run_config, base_model, with_code)
@@ -137,12 +132,7 @@ def _card_body(
 
 
 def _answer_shape(task: dict[str, Any]) -> str:
-    shapes = {
-        "classification": "{'label', 'score'}",
-        "token_classification": "[{'entity_group', 'word', 'start', 'end', 'score'}]",
-        "regression": "a float",
-    }
-    return f"{task['name']}: {shapes[task['kind']]}"
+    return f"{task['name']}: {task_kind(task['kind']).answer_shape}"
 
 
 def _dataset_name(task: dict[str, Any] | None) -> str:

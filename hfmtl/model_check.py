@@ -15,8 +15,8 @@ from safetensors import SafetensorError, safe_open
 
 from hfmtl.encoder_code import EncoderCode
 from hfmtl.errors import ModelLoadError
-from hfmtl.heads import HEAD_TYPES
 from hfmtl.modeling import MultiTaskConfig, MultiTaskModel
+from hfmtl.tasks import TASK_KINDS
 
 SHOWN = 5
 """How many missing, unexpected or mis-shaped tensors an error names."""
@@ -45,13 +45,11 @@ def _check_task_specs(file: Path, specs: list) -> None:
         where = f"{file}: task '{spec.name}'"
         if names.count(spec.name) > 1:
             raise ModelLoadError(f"{where} is listed twice")
-        if spec.kind not in HEAD_TYPES:
-            raise ModelLoadError(f"{where} has kind '{spec.kind}'; expected one of: {', '.join(HEAD_TYPES)}")
-        needs_labels = spec.kind != "regression"
-        if needs_labels and (spec.labels is None or len(set(spec.labels)) != len(spec.labels) or len(spec.labels) < 2):
-            raise ModelLoadError(f"{where} needs at least two distinct label names, got {spec.labels}")
-        if not needs_labels and spec.labels is not None:
-            raise ModelLoadError(f"{where} is a regression task but lists labels {list(spec.labels)}")
+        if spec.kind not in TASK_KINDS:
+            raise ModelLoadError(f"{where} has kind '{spec.kind}'; expected one of: {', '.join(TASK_KINDS)}")
+        problem = TASK_KINDS[spec.kind].check_spec(spec)
+        if problem:
+            raise ModelLoadError(f"{where} {problem}")
 
 
 def check_weights(path: Path, config: MultiTaskConfig, code: EncoderCode | None) -> None:

@@ -23,6 +23,7 @@ from hfmtl.model_dir import LoadedModel, load_model_dir
 from hfmtl.modeling import TaskSpec
 from hfmtl.records import environment, read_metrics_log
 from hfmtl.reporting import build_report, write_report
+from hfmtl.tasks import task_kind
 
 SPLITS = ("train", "validation")
 
@@ -67,7 +68,7 @@ def evaluate_model_dir(
         if previous is not None and not allow_different_data:  # before any work on data that cannot compare
             _check_same_data(previous, {name: data_identity[name]})
         tokenized = tokenize_split(task, split, examples, loaded.tokenizer, max_length)
-        sets[name] = make_eval_set(name, tokenized)
+        sets[name] = make_eval_set(name, task.kind, tokenized)
     collator = Collator(loaded.tokenizer.pad_token_id)
     results = evaluate_tasks(model, sets, collator, accelerator, batch_size)
 
@@ -128,7 +129,10 @@ def _task_sources(
     sources = {}
     for spec in specs:
         task = configured.get(spec.name) or TaskConfig(
-            name=spec.name, kind=spec.kind, data=DataConfig(train=""), label_column=_default_label_column(spec.kind)
+            name=spec.name,
+            kind=spec.kind,
+            data=DataConfig(train=""),
+            label_column=task_kind(spec.kind).default_label_column,
         )
         if spec.name in data:  # a file from the command line: its own format, relative to the working directory
             task = dataclasses.replace(task, data=DataConfig(train=data[spec.name]))
@@ -152,11 +156,6 @@ def _check_same_data(baseline: Mapping[str, Any], data: Mapping[str, Mapping[str
                 f"--baseline {baseline['source']} scored task '{task}' on other data ({theirs.get('source')}) than "
                 f"this evaluation ({ours['source']}): the sha256 differ. Pass --allow-different-data to compare anyway"
             )
-
-
-def _default_label_column(kind: str) -> str:
-    """Without a run config, the column names hfmtl's readers produce (CoNLL files give `ner_tags`)."""
-    return "ner_tags" if kind == "token_classification" else "label"
 
 
 def _training_log(model_dir: Path) -> list[dict[str, Any]] | None:

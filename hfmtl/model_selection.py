@@ -36,7 +36,10 @@ class ModelSelection:
         """Evaluate at `progress.step`; True when early stopping says to stop."""
         training, accelerator = self.config.training, self.accelerator
         kinds = {task.name: task.kind for task in self.config.tasks}
-        results = evaluate_tasks(self.model, self.sets, self.collator, accelerator, training.eval_batch_size)
+        tuned = {task.name for task in self.config.tasks if task.threshold == "tuned"}
+        results = evaluate_tasks(
+            self.model, self.sets, self.collator, accelerator, training.eval_batch_size, tune_thresholds=tuned
+        )
         metrics = {task: result.metrics for task, result in results.items()}
         score = aggregate(metrics, kinds)
         record = {"step": progress.step, "eval": metrics, "aggregate": score, "train_seconds": progress.train_seconds}

@@ -34,6 +34,8 @@ class TaskSpec:
     pooling: str = "mean"
     layer: int | None = None
     """The encoder layer the head reads (1 = the first); None: the top layer."""
+    thresholds: tuple[float, ...] | None = None
+    """Multi-label: each label's decision threshold; None: 0.5 for every label."""
 
     @property
     def num_outputs(self) -> int:
@@ -80,7 +82,16 @@ class MultiTaskConfig(PretrainedConfig):
 
     @property
     def task_specs(self) -> list[TaskSpec]:
-        return [TaskSpec(**dict(t, labels=tuple(t["labels"]) if t["labels"] else None)) for t in self.tasks]
+        return [
+            TaskSpec(
+                **dict(
+                    t,
+                    labels=tuple(t["labels"]) if t["labels"] else None,
+                    thresholds=tuple(t["thresholds"]) if t.get("thresholds") else None,
+                )
+            )
+            for t in self.tasks
+        ]
 
     @property
     def encoder_auto_map(self) -> dict[str, str]:

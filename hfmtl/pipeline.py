@@ -2,9 +2,10 @@
 
 Texts are split into CoNLL-style words (`hfmtl.words`), tokenized as NER training tokenized its words, so that
 `U.S.` or `Jean-Pierre` is one word here as it was there. Texts longer than the encoder's window are not cut:
-they are split into overlapping windows (`stride` tokens of overlap). NER labels each word from the window where
-it sits farthest from an edge; the sequence-level tasks average their windows (sentiment: the probabilities;
-intensity: the values). Batches are formed from windows sorted by length, so there is little padding.
+they are split into overlapping windows (`stride` tokens of overlap). Each task's kind reads its answer from the
+windows: NER labels each word from the window where it sits farthest from an edge; the per-text kinds average
+their windows (class or label probabilities, values). Batches are formed from windows sorted by length, so
+there is little padding.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hfmtl.data.collate import Collator
 from hfmtl.errors import InputError
 from hfmtl.model_dir import load_model_dir
 from hfmtl.modeling import MultiTaskModel
-from hfmtl.tasks import classification, regression, token_classification
+from hfmtl.tasks import task_kind
 from hfmtl.words import split_words
 
 
@@ -63,6 +64,7 @@ class MultiTaskPipeline:
         self.batch_size = batch_size
         self.device = device
         self.specs = {spec.name: spec for spec in model.config.task_specs}
+        self.kinds = {name: task_kind(spec.kind) for name, spec in self.specs.items()}
         self.collator = Collator(tokenizer.pad_token_id)
         self._tokenizer_lock = threading.Lock()
 
@@ -135,8 +137,7 @@ class MultiTaskPipeline:
         return windows
 
     def _run(self, windows: list[_Window]) -> list[dict[str, Any]]:
-        """Every head's answer-space output per window, on the CPU: class probabilities, a value, or each
-        token's (best tag probabilities, best tag ids) as lists.
+        """Every head's output per window in answer space, on the CPU (`TaskKind.window_outputs`).
 
         One encoder pass per batch; windows are sorted by length so that a batch holds similar lengths.
         """
@@ -148,65 +149,20 @@ class MultiTaskPipeline:
             logits = self.model.forward_all(
                 batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
             )
+            lengths = [len(windows[i].input_ids) for i in chunk]
             for task, values in logits.items():
-                kind = self.specs[task].kind
-                values = values.float() if kind == "regression" else values.float().softmax(-1)
-                if kind == "token_classification":  # each token's best tag and its probability, read once per batch
-                    scores, tags = values.max(-1)
-                    scores, tags = scores.tolist(), tags.tolist()
-                for row, index in enumerate(chunk):
-                    length = len(windows[index].input_ids)
-                    if kind == "token_classification":
-                        outputs[index][task] = (scores[row][:length], tags[row][:length])
-                    else:
-                        outputs[index][task] = values[row].cpu()
+                for index, output in zip(chunk, self.kinds[task].window_outputs(values, lengths), strict=True):
+                    outputs[index][task] = output
         return outputs
 
     def _answer(
         self, text: str, words: list[tuple[int, int]], pairs: list[tuple[_Window, dict[str, Any]]]
     ) -> dict[str, Any]:
-        answer: dict[str, Any] = {}
-        for task, spec in self.specs.items():
-            per_window = [output[task] for _, output in pairs]
-            if spec.kind == "classification":
-                answer[task] = classification.decode(torch.stack(per_window).mean(0), spec.labels)
-            elif spec.kind == "regression":
-                answer[task] = regression.decode(torch.stack(per_window).mean(), ())
-            else:
-                answer[task] = token_classification.decode(text, _word_tags(words, pairs, task, spec.labels))
-        return answer
-
-
-def _word_tags(
-    words: list[tuple[int, int]], pairs: list[tuple[_Window, dict[str, Any]]], task: str, labels: Sequence[str]
-) -> list[tuple[int, int, str, float]]:
-    """Each word's (start, end, tag, score): the tag read at its first sub-token (as in training), from the
-    window where that sub-token sits farthest from the window's edges (so it saw the most context).
-
-    A word the tokenizer gives no token (only characters it drops) has no tag, and is left out.
-    """
-    first_starts: dict[int, int] = {}  # where each word's first sub-token starts, over all windows
-    for window, _ in pairs:
-        for word, (start, _) in zip(window.word_ids, window.offsets, strict=True):
-            if word is not None:
-                first_starts[word] = min(first_starts.get(word, start), start)
-    best: dict[int, tuple[int, str, float]] = {}
-    for window, output in pairs:
-        last = len(window.input_ids) - 1
-        previous = None
-        for position, word in enumerate(window.word_ids):
-            # A window that begins inside a word holds only its later sub-tokens: their starts are further on.
-            is_first_piece = (
-                word is not None and word != previous and window.offsets[position][0] == first_starts[word]
-            )
-            previous = word
-            if not is_first_piece:
-                continue
-            centrality = min(position, last - position)
-            if word not in best or centrality > best[word][0]:
-                scores, tags = output[task]
-                best[word] = (centrality, labels[tags[position]], scores[position])
-    return [(*words[word], tag, score) for word, (_, tag, score) in sorted(best.items())]
+        windows = [window for window, _ in pairs]
+        return {
+            task: self.kinds[task].answer(text, words, windows, [output[task] for _, output in pairs], spec)
+            for task, spec in self.specs.items()
+        }
 
 
 def _device(name: str | torch.device | None) -> torch.device:

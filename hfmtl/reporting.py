@@ -14,8 +14,8 @@ from typing import Any
 
 from hfmtl.atomic import write_text_atomic
 from hfmtl.evaluation import TaskResult
-from hfmtl.metrics import MAIN_METRICS
-from hfmtl.plots import bars_svg, confusion_matrix_svg, scatter_svg, training_curves_svg
+from hfmtl.plots import training_curves_svg
+from hfmtl.tasks import main_metric, task_kind
 
 
 def build_report(
@@ -27,7 +27,7 @@ def build_report(
 ) -> dict[str, Any]:
     """All numbers of an evaluation, plus where they came from (`identity`: model, data, environment)."""
     main = {
-        task: {"name": MAIN_METRICS[kinds[task]], "value": r.metrics[MAIN_METRICS[kinds[task]]]}
+        task: {"name": main_metric(kinds[task]), "value": r.metrics[main_metric(kinds[task])]}
         for task, r in results.items()
     }
     report: dict[str, Any] = {
@@ -54,7 +54,7 @@ def training_curves(log: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict
                 loss.setdefault(key[len("loss/") :], []).append([record["step"], value])
         for task, metrics in record.get("eval", {}).items():
             if task in kinds:
-                evaluations.setdefault(task, []).append([record["step"], metrics[MAIN_METRICS[kinds[task]]]])
+                evaluations.setdefault(task, []).append([record["step"], metrics[main_metric(kinds[task])]])
     return {"loss": loss, "eval": evaluations}
 
 
@@ -115,7 +115,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         metrics = entry["metrics"]
         lines += ["", f"## {task} ({entry['kind']})", "", "| metric | value |", "|---|---:|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in metrics.items() if _is_number(value)]
-        breakdown = metrics.get("per_class") or metrics.get("per_type")
+        breakdown = metrics.get(task_kind(entry["kind"]).breakdown or "")
         if breakdown:
             lines += ["", "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
             lines += [
@@ -140,25 +140,8 @@ def render_html(report: Mapping[str, Any], results: Mapping[str, TaskResult]) ->
         sections.append(
             _html_table([["metric", "value"]] + [[n, f"{v:.4f}"] for n, v in metrics.items() if _is_number(v)])
         )
-        if entry["kind"] == "classification":
-            sections.append(
-                _figure(
-                    confusion_matrix_svg(metrics["confusion_matrix"], metrics["labels"], f"{task}: confusion matrix")
-                )
-            )
-        elif entry["kind"] == "token_classification":
-            f1 = {name: scores["f1"] for name, scores in metrics["per_type"].items()}
-            sections.append(_figure(bars_svg(f1, f"{task}: F1 per entity type", "F1")))
-        else:
-            records = results[task].predictions
-            sections.append(
-                _figure(
-                    scatter_svg(
-                        [r["prediction"] for r in records], [r["gold"] for r in records], f"{task}: predicted vs gold"
-                    )
-                )
-            )
-        breakdown = metrics.get("per_class") or metrics.get("per_type")
+        sections.append(_figure(task_kind(entry["kind"]).figure(task, metrics, results[task].predictions)))
+        breakdown = metrics.get(task_kind(entry["kind"]).breakdown or "")
         if breakdown:
             rows = [["label", "precision", "recall", "F1", "support"]]
             rows += [

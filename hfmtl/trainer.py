@@ -91,7 +91,11 @@ def _train(
     with accelerator.local_main_process_first():  # each machine fills its own data cache once
         data = load_all_tasks(config)
         splits = {name: tokenize_task(d, tokenizer, config.encoder.max_length) for name, d in data.items()}
-    eval_sets = {name: make_eval_set(name, s["validation"]) for name, s in splits.items() if "validation" in s}
+    eval_sets = {
+        name: make_eval_set(name, data[name].task.kind, s["validation"])
+        for name, s in splits.items()
+        if "validation" in s
+    }
     model = build_model(config, {name: d.labels for name, d in data.items()})
     weighting = build_loss_weighting(config)
     units = sampling_units(config)

@@ -116,7 +116,7 @@ def ner_raw_text(model_dir: str | Path, config: RunConfig, limit: int | None = N
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model = loaded.model.to(accelerator.device)
-    eval_sets = {task.name: make_eval_set(task.name, validation)}
+    eval_sets = {task.name: make_eval_set(task.name, task.kind, validation)}
     scored = evaluate_tasks(model, eval_sets, Collator(loaded.tokenizer.pad_token_id), accelerator, 64)
     evaluate_f1 = scored[task.name].metrics["f1"]
 

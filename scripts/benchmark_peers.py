@@ -30,8 +30,8 @@ from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.encoder import resolve_encoder
 from hfmtl.evaluation import EvalSet, evaluate_tasks
-from hfmtl.metrics import MAIN_METRICS
 from hfmtl.modeling import TaskOutput, TaskSpec
+from hfmtl.tasks import main_metric
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,10 @@ def train_peer(config: RunConfig, task: TaskConfig, settings: PeerSettings, work
     if task.kind == "token_classification":
         model = AutoModelForTokenClassification.from_pretrained(source, num_labels=len(data.labels))
         collator = CountingCollator(DataCollatorForTokenClassification(tokenizer))
-    else:
-        num_labels = 1 if task.kind == "regression" else len(data.labels)
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
+    else:  # regression: one output read as a value; multi-label: sigmoid outputs and BCE
+        num_labels = 1 if data.labels is None else len(data.labels)
+        problem = "multi_label_classification" if task.kind == "multi_label_classification" else None
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels, problem_type=problem)
         collator = CountingCollator(DataCollatorWithPadding(tokenizer))
     arguments = TrainingArguments(
         output_dir=str(work / f"peer-{task.name}"),
@@ -176,7 +177,7 @@ def score_peer(run: PeerRun, task: TaskConfig, eval_set: EvalSet, pad_token_id: 
     spec = TaskSpec(task.name, task.kind, run.labels)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     scored = evaluate_tasks(PeerModel(run.model, spec), {task.name: eval_set}, Collator(pad_token_id), accelerator, 64)
-    return scored[task.name].metrics[MAIN_METRICS[task.kind]]
+    return scored[task.name].metrics[main_metric(task.kind)]
 
 
 class PeerModel(torch.nn.Module):

@@ -32,8 +32,8 @@ from benchmark_runs import (
 )
 
 from hfmtl.config import RunConfig, TaskConfig, task_batch_size
-from hfmtl.metrics import MAIN_METRICS
 from hfmtl.records import read_metrics_log
+from hfmtl.tasks import main_metric
 
 
 def quality(base: RunConfig, steps: int, work: Path, *, quick: bool) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def quality(base: RunConfig, steps: int, work: Path, *, quick: bool) -> dict[str
             config, task, matched_settings(config, task, "group_by_length", draws[task.name]), work, measure=False
         )
         runs.append(run.record)
-        name = MAIN_METRICS[task.kind]
+        name = main_metric(task.kind)
         theirs, ours = score_peer(run, task, sets[task.name], pad_token_id), result.best_metrics[task.name][name]
         rows.append(
             {
@@ -97,7 +97,7 @@ def time_to_quality(base: RunConfig, args: argparse.Namespace, work: Path) -> di
     for task in validation.tasks:
         run = train_peer(validation, task, ttq_peer_settings(task, precision, args.quick), work, measure=False)
         value = score_peer(run, task, sets[task.name], pad_token_id)
-        peers.append({**run.record, "metric": MAIN_METRICS[task.kind], "value": value})
+        peers.append({**run.record, "metric": main_metric(task.kind), "value": value})
         del run  # free the model before the next peer trains
     peer_seconds = sum(peer["train_runtime"] for peer in peers)
     targets = {peer["task"]: (peer["metric"], peer["value"]) for peer in peers}

@@ -78,10 +78,10 @@ def validation_overrides(base: RunConfig, quick: bool) -> list[str]:
 def eval_sets(config: RunConfig) -> tuple[dict[str, EvalSet], int]:
     """Every task's validation rows as hfmtl's evaluation reads them, and the pad token id."""
     tokenizer = load_tokenizer(config.encoder)
-    sets = {
-        name: make_eval_set(name, tokenize_task(data, tokenizer, config.encoder.max_length)["validation"])
-        for name, data in load_all_tasks(config).items()
-    }
+    sets = {}
+    for name, data in load_all_tasks(config).items():
+        validation = tokenize_task(data, tokenizer, config.encoder.max_length)["validation"]
+        sets[name] = make_eval_set(name, data.task.kind, validation)
     return sets, tokenizer.pad_token_id
 
 

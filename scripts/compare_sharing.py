@@ -20,7 +20,7 @@ import torch
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config import load_config
-from hfmtl.metrics import MAIN_METRICS
+from hfmtl.tasks import main_metric
 from hfmtl.trainer import train
 
 
@@ -58,7 +58,7 @@ def run_variant(config_path: str, name: str, overrides: list[str], steps: int, o
     return {
         "name": name,
         "overrides": overrides,
-        "main": {task: metrics[MAIN_METRICS[kinds[task]]] for task, metrics in final["eval"].items()},
+        "main": {task: metrics[main_metric(kinds[task])] for task, metrics in final["eval"].items()},
         "aggregate": final["aggregate"],
         "wall_seconds": seconds,
         "loss_weights": [line["loss_weights"] for line in log if "loss_weights" in line][-1],

@@ -111,6 +111,20 @@ def build_encoder(vocab_size: int, seed: int) -> BertModel:
     return BertModel(config)
 
 
+def write_emotions(out: Path, rng: random.Random, sizes: dict[str, int]) -> None:
+    """A multi-label task over the sentiment sentences' words (so the tokenizer needs nothing new): `joy` or
+    `anger` by the adjective, plus `surprise` after "very" and `disgust` for "awful"; one to three labels."""
+    for split, size in sizes.items():
+        rows = []
+        for index in range(size):
+            text, score = sentiment_sentence(rng)
+            emotions = ["joy" if score > 0.5 else "anger"]
+            emotions += ["surprise"] if " very " in text else []
+            emotions += ["disgust"] if "awful" in text else []
+            rows.append({"id": f"{split}-{index}", "text": text, "emotions": emotions})
+        (out / f"emotions_{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("tests/assets/tiny"), help="output folder")
@@ -121,6 +135,8 @@ def main() -> None:
     tokenizer = build_tokenizer(corpus, vocab_size=128)
     tokenizer.save_pretrained(args.out / "encoder")
     build_encoder(len(tokenizer), args.seed).save_pretrained(args.out / "encoder")
+    # Its own generator, drawn after the rest: adding this task left every earlier file unchanged.
+    write_emotions(args.out / "data", random.Random(args.seed + 1), {"train": 240, "validation": 60})
     print(f"wrote {args.out}: vocabulary {len(tokenizer)}, {len(corpus)} sentences")  # noqa: T201
 
 

@@ -60,6 +60,12 @@ def test_unknown_task_kind(tmp_path):
         ({"training": {"learning_rate": "fast"}}, None, r"'training\.learning_rate' must be a finite number"),
         ({"sampling": {"strategy": "fixed", "weights": {"other": 1}}}, None, r"missing: \['sentiment'\]"),
         ({"sampling": {"strategy": "fixed", "weights": {"sentiment": 0}}}, None, r"not all zero"),
+        (
+            {"sampling": {"strategy": "fixed", "weights": {"sentiment": 1}, "final_weights": {"other": 1}}},
+            None,
+            r"'sampling\.final_weights' must give one weight per task",
+        ),
+        ({"sampling": {"final_weights": {"sentiment": 1}}}, None, r"'sampling\.final_weights' only applies to"),
         ({"sampling": {"strategy": "roundrobin"}}, None, r"'sampling\.strategy' must be one of"),
         ({"encoder": {}}, None, r"missing required key 'encoder\.name_or_path'"),
         ({"tasks": [{**MINIMAL["tasks"][0], "batch_size": 0}]}, None, r"'tasks\.sentiment\.batch_size' must be >= 1"),

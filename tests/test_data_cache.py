@@ -10,7 +10,7 @@ from hfmtl.config import DataConfig, TaskConfig
 from hfmtl.data import loading
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.errors import DataError
-from hfmtl.tasks import classification
+from hfmtl.tasks.classification import CLASSIFICATION as classification
 
 
 @pytest.fixture(autouse=True)

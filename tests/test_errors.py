@@ -78,7 +78,7 @@ CASES = [
         "config",
         "unknown task kind",
         lambda t, r: ["data", config_with(t, tasks__ner__kind="pos_tagging")],
-        "<tmp>/config.yaml: 'tasks.ner.kind' is 'pos_tagging'; expected one of: classification, token_classification, regression",
+        "<tmp>/config.yaml: 'tasks.ner.kind' is 'pos_tagging'; expected one of: classification, token_classification, regression, multi_label_classification",
     ),
     Case(
         "config",

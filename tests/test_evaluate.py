@@ -189,7 +189,7 @@ def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config
     tokenized = tokenize_split(ner, "validation", examples, tiny_tokenizer, tiny_config.encoder.max_length)
     result = evaluate_tasks(
         model,
-        {"ner": make_eval_set("ner", tokenized)},
+        {"ner": make_eval_set("ner", "token_classification", tokenized)},
         Collator(tiny_tokenizer.pad_token_id),
         Accelerator(cpu=True),
         batch_size=2,

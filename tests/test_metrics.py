@@ -7,7 +7,7 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.metrics import f1_score as sk_f1
 
-from hfmtl.metrics import METRIC_MODULES, aggregate, compute_metrics
+from hfmtl.metrics import TaskMetric, aggregate, compute_metrics
 
 
 def test_classification_by_hand_and_against_sklearn():
@@ -68,7 +68,7 @@ def test_a_constant_prediction_has_zero_correlation():
 def test_modules_are_evaluate_metrics_usable_offline():
     import evaluate
 
-    module = METRIC_MODULES["regression"](keep_in_memory=True)
+    module = TaskMetric("regression", keep_in_memory=True)
     assert isinstance(module, evaluate.Metric)
     module.add_batch(predictions=[0.1, 0.2], references=[0.1, 0.3])
     module.add_batch(predictions=[0.9], references=[0.8])

@@ -23,6 +23,21 @@ SIZES = {"a": 100, "b": 400, "c": 25}
         ("temperature", {"temperature": 2.0, "size_cap": 100}, {"a": 10 / 25, "b": 10 / 25, "c": 5 / 25}),
         ("uniform", {}, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}),
         ("fixed", {"weights": {"a": 1, "b": 1, "c": 2}}, {"a": 0.25, "b": 0.25, "c": 0.5}),
+        (
+            "fixed",
+            {"weights": {"a": 1, "b": 1, "c": 2}, "final_weights": {"a": 0, "b": 1, "c": 0}, "progress": 0.0},
+            {"a": 0.25, "b": 0.25, "c": 0.5},
+        ),
+        (
+            "fixed",
+            {"weights": {"a": 1, "b": 1, "c": 2}, "final_weights": {"a": 0, "b": 1, "c": 0}, "progress": 0.5},
+            {"a": 0.125, "b": 0.625, "c": 0.25},
+        ),
+        (
+            "fixed",
+            {"weights": {"a": 1, "b": 1, "c": 2}, "final_weights": {"a": 0, "b": 3, "c": 0}, "progress": 1.0},
+            {"a": 0.0, "b": 1.0, "c": 0.0},
+        ),
         ("annealed", {"progress": 0.0}, {"a": 100 / 525, "b": 400 / 525, "c": 25 / 525}),
         ("annealed", {"progress": 1.0}, {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}),
         (
@@ -94,6 +109,16 @@ def test_annealed_mix_moves_toward_uniform():
     draws = [loader.next_task() for _ in range(10_000)]
     early, late = Counter(draws[:2000]), Counter(draws[-2000:])
     assert early["b"] / 2000 > 0.6 and abs(late["b"] / 2000 - 0.38) < 0.05  # b: 0.76 at the start, ~1/3 at the end
+
+
+def test_final_weights_move_the_mix_over_the_run():
+    sampling = SamplingConfig(
+        strategy="fixed", weights={"a": 1, "b": 0, "c": 0}, final_weights={"a": 0, "b": 0, "c": 1}
+    )
+    loader = make_loader(sampling, total_draws=10_000)
+    draws = [loader.next_task() for _ in range(10_000)]
+    early, late = Counter(draws[:1000]), Counter(draws[-1000:])
+    assert early["a"] > 900 and late["c"] > 900 and early["b"] == late["b"] == 0  # a: 1 -> 0, c: 0 -> 1
 
 
 def test_same_seed_same_sequence_other_seed_other_sequence():

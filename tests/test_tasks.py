@@ -4,14 +4,18 @@ import torch
 
 from hfmtl.data.batching import length_grouped_batches, padding_efficiency, random_batches
 from hfmtl.data.collate import Collator
-from hfmtl.tasks import TASK_KINDS, classification, regression, token_classification
+from hfmtl.modeling import TaskSpec
+from hfmtl.tasks import TASK_KINDS
+from hfmtl.tasks.classification import CLASSIFICATION
 from hfmtl.tasks.labels import infer_labels, label_id
+from hfmtl.tasks.regression import REGRESSION
+from hfmtl.tasks.token_classification import TOKEN_CLASSIFICATION, decode
 
 
 def test_ner_labels_go_on_the_first_sub_token_only(word_tokenizer):
     words = ["Peter", "Blackburn", "visited", "Paris", "."]
     tags = [1, 2, 0, 3, 0]  # B-PER I-PER O B-LOC O
-    out = token_classification.tokenize({"tokens": [words], "tags": [tags]}, word_tokenizer, max_length=32)
+    out = TOKEN_CLASSIFICATION.tokenize({"tokens": [words], "tags": [tags]}, word_tokenizer, max_length=32)
     tokens = word_tokenizer.convert_ids_to_tokens(out["input_ids"][0])
     assert tokens == ["[CLS]", "peter", "black", "##burn", "visited", "paris", ".", "[SEP]"]
     assert out["labels"][0] == [-100, 1, 2, -100, 0, 3, 0, -100]
@@ -19,14 +23,15 @@ def test_ner_labels_go_on_the_first_sub_token_only(word_tokenizer):
 
 def test_ner_truncation_keeps_the_remaining_labels_aligned(word_tokenizer):
     words = ["Peter", "Blackburn", "visited", "Paris", "."]
-    out = token_classification.tokenize({"tokens": [words], "tags": [[1, 2, 0, 3, 0]]}, word_tokenizer, max_length=5)
+    out = TOKEN_CLASSIFICATION.tokenize({"tokens": [words], "tags": [[1, 2, 0, 3, 0]]}, word_tokenizer, max_length=5)
     assert word_tokenizer.convert_ids_to_tokens(out["input_ids"][0]) == ["[CLS]", "peter", "black", "##burn", "[SEP]"]
     assert out["labels"][0] == [-100, 1, 2, -100, -100]
 
 
 def test_decoding_into_user_facing_answers():
-    assert classification.decode(torch.tensor([0.25, 0.75]), ["neg", "pos"]) == {"label": "pos", "score": 0.75}
-    assert regression.decode(torch.tensor(0.25), []) == 0.25
+    sentiment = TaskSpec("s", "classification", ("neg", "pos"))
+    assert CLASSIFICATION.decode(torch.tensor([0.25, 0.75]), sentiment) == {"label": "pos", "score": 0.75}
+    assert REGRESSION.decode(torch.tensor(0.25), TaskSpec("i", "regression")) == 0.25
 
 
 def test_bio_tags_become_entity_spans_that_slice_the_text():
@@ -43,7 +48,7 @@ def test_bio_tags_become_entity_spans_that_slice_the_text():
         (45, 49, "B-ORG", 0.4),  # a B- right after starts a new one
         (49, 50, "O", 0.9),
     ]
-    entities = token_classification.decode(text, words)
+    entities = decode(text, words)
     assert [(e["entity_group"], e["word"], e["start"], e["end"]) for e in entities] == [
         ("PER", "Peter  Blackburn", 0, 16),
         ("LOC", "New York", 25, 33),
@@ -83,8 +88,12 @@ def test_padding_efficiency_by_hand_and_length_grouping():
     assert padding_efficiency(lengths, grouped) > 0.9 > padding_efficiency(lengths, randomly)
 
 
-def test_every_kind_offers_the_same_functions():
+def test_every_kind_follows_the_protocol():
+    from hfmtl.heads import HEAD_TYPES
+    from hfmtl.tasks.kind import TaskKind
+
     for name, kind in TASK_KINDS.items():
-        for function in ("label_values", "make_example", "tokenize", "decode"):
-            assert callable(getattr(kind, function)), (name, function)
-        assert isinstance(kind.HAS_LABEL_SET, bool)
+        assert kind.name == name and name in HEAD_TYPES
+        members = [m for m in vars(TaskKind) if not m.startswith("_")] + list(TaskKind.__annotations__)
+        for member in members:
+            assert hasattr(kind, member), (name, member)

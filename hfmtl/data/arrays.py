@@ -56,7 +56,8 @@ class Ragged:
 
 
 Labels = np.ndarray | Ragged
-"""Sequence-level labels (one int64 class id or float32 value per row), or token-level ones (ragged)."""
+"""Sequence-level labels (one int64 class id or float32 value per row, or a float32 row of multi-hot targets),
+or token-level ones (ragged)."""
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,19 @@ def _batch_labels(labels: Labels, chosen: np.ndarray, length: int) -> torch.Tens
 
 
 def _labels_from_values(values: list[Any]) -> Labels:
+    if isinstance(values[0], list) and isinstance(values[0][0], float):  # multi-hot rows of one length
+        return np.asarray(values, dtype=np.float32)
     if isinstance(values[0], list):
         return Ragged.from_lists(values)
     return np.asarray(values, dtype=np.float32 if isinstance(values[0], float) else np.int64)
 
 
 def _labels_from_arrow(column: pa.ChunkedArray) -> Labels:
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+    is_list = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+    if is_list and pa.types.is_floating(column.type.value_type):  # multi-hot rows of one length
+        array = column.combine_chunks()
+        return array.flatten().to_numpy().astype(np.float32).reshape(len(array), -1)
+    if is_list:
         return Ragged.from_arrow(column)
     is_float = pa.types.is_floating(column.type)
     return column.to_numpy().astype(np.float32 if is_float else np.int64)

@@ -15,7 +15,8 @@ from hfmtl.tasks.labels import IGNORE_INDEX
 class Collator:
     """Turns tokenized rows of one task into `input_ids`, `attention_mask` and `labels` tensors.
 
-    Sequence-level labels become a (batch,) tensor: int64 for class ids, float32 for regression targets.
+    Sequence-level labels become a (batch,) tensor: int64 for class ids, float32 for regression targets; multi-hot
+    rows (lists of floats) a (batch, num_labels) float32 tensor.
     Token-level labels (lists) are padded with IGNORE_INDEX so the loss skips padding. Rows of a joint batch
     carry a dict of labels (task → label), which becomes a dict of tensors.
     """
@@ -48,6 +49,8 @@ def padded_length(lengths: Sequence[int], multiple: int | None) -> int:
 
 
 def _labels(labels: list[Any], length: int) -> torch.Tensor:
+    if isinstance(labels[0], list) and isinstance(labels[0][0], float):  # multi-hot rows: (batch, num_labels)
+        return torch.tensor(labels, dtype=torch.float32)
     if isinstance(labels[0], list):
         padded = torch.full((len(labels), length), IGNORE_INDEX, dtype=torch.long)
         for i, row in enumerate(labels):

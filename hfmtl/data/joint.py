@@ -27,10 +27,16 @@ def sampling_units(config: RunConfig) -> dict[str, list[str]]:
 
 def unit_sampling(config: RunConfig, units: dict[str, list[str]]) -> SamplingConfig:
     """The sampling config over units: a joint group's fixed weight is the sum of its tasks' weights."""
-    if config.sampling.weights is None:
-        return config.sampling
-    weights = {unit: sum(config.sampling.weights[task] for task in members) for unit, members in units.items()}
-    return dataclasses.replace(config.sampling, weights=weights)
+
+    def per_unit(weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is None:
+            return None
+        return {unit: sum(weights[task] for task in members) for unit, members in units.items()}
+
+    sampling = config.sampling
+    return dataclasses.replace(
+        sampling, weights=per_unit(sampling.weights), final_weights=per_unit(sampling.final_weights)
+    )
 
 
 def unit_batch_sizes(config: RunConfig, units: dict[str, list[str]]) -> dict[str, int]:

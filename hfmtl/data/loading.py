@@ -55,7 +55,7 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
     split_names = {"train": task.data.train, "validation": task.data.validation}
     limits = {"train": task.data.max_train_rows, "validation": task.data.max_validation_rows}
     sources = {split: _split_source(task.data, name, data_dir) for split, name in split_names.items() if name}
-    if kind.HAS_LABEL_SET and labels is None:
+    if kind.has_label_set and labels is None:
         # A Hub dataset's ClassLabel names are the full label set, even labels the rows happen not to use.
         hub_names = sources["train"].class_names.get(task.label_column)
         labels = tuple(hub_names) if hub_names else _inferred_labels(task, sources["train"], limits["train"])
@@ -63,7 +63,7 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
         split: _examples(task, source, labels, limits[split], f"the {split} split of task '{task.name}' has no rows")
         for split, source in sources.items()
     }
-    return TaskData(task=task, labels=labels if kind.HAS_LABEL_SET else None, splits=splits)
+    return TaskData(task=task, labels=labels if kind.has_label_set else None, splits=splits)
 
 
 def load_split(

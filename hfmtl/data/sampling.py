@@ -28,12 +28,14 @@ def task_weights(
     temperature: float = 2.0,
     size_cap: int | None = None,
     weights: Mapping[str, float] | None = None,
+    final_weights: Mapping[str, float] | None = None,
     progress: float = 0.0,
 ) -> dict[str, float]:
     """The probability of drawing each task, summing to 1.
 
     proportional: n_i / sum(n). temperature: n_i^(1/T), with n_i capped at `size_cap`. uniform: 1/k.
-    fixed: the given weights, normalised. annealed: proportional at `progress`=0 moving linearly to
+    fixed: the given weights, normalised (with `final_weights`, each normalised weight moves linearly from
+    `weights` at `progress`=0 to `final_weights` at 1). annealed: proportional at `progress`=0 moving linearly to
     uniform at `progress`=1 (the fraction of training done).
     """
     for name, size in sizes.items():
@@ -49,11 +51,18 @@ def task_weights(
         raw = {name: 1.0 for name in sizes}
     elif strategy == "fixed":
         raw = _fixed(sizes, weights)
+        if final_weights is not None:
+            start, end = _normalised(raw), _normalised(_fixed(sizes, final_weights))
+            raw = {name: (1 - progress) * start[name] + progress * end[name] for name in sizes}
     elif strategy == "annealed":
         total, k = sum(sizes.values()), len(sizes)
         raw = {name: (1 - progress) * size / total + progress / k for name, size in sizes.items()}
     else:
         raise ConfigError(f"unknown sampling strategy '{strategy}'; expected one of: {', '.join(STRATEGIES)}")
+    return _normalised(raw)
+
+
+def _normalised(raw: Mapping[str, float]) -> dict[str, float]:
     total = sum(raw.values())
     return {name: value / total for name, value in raw.items()}
 
@@ -123,7 +132,7 @@ class MultiTaskLoader:
         self._passes: dict[str, tuple[int, list[list[int]]]] = {}
 
     def weights(self, draw: int) -> dict[str, float]:
-        """The task weights in force at a draw (they change only for the annealed strategy)."""
+        """The task weights in force at a draw (they change for the annealed strategy and `final_weights`)."""
         s = self.sampling
         progress = min(1.0, draw / max(1, self.total_draws - 1))
         return task_weights(
@@ -132,12 +141,14 @@ class MultiTaskLoader:
             temperature=s.temperature,
             size_cap=s.size_cap,
             weights=s.weights,
+            final_weights=s.final_weights,
             progress=progress,
         )
 
     def next_task(self) -> str:
         """Draw the next task; the same on every process."""
-        weights = self.weights(self.draws) if self.sampling.strategy == "annealed" else self.static_weights
+        changing = self.sampling.strategy == "annealed" or self.sampling.final_weights is not None
+        weights = self.weights(self.draws) if changing else self.static_weights
         self.draws += 1
         cumulative = np.cumsum([weights[name] for name in self.task_names])
         index = int(np.searchsorted(cumulative, self.task_rng.random() * cumulative[-1], side="right"))
