@@ -70,7 +70,10 @@ class TaskConfig:
     data: DataConfig
     """Where the task's examples come from."""
     text_column: str = "text"
-    """Column holding the input text (classification, regression)."""
+    """Column holding the input text (classification, regression, multi-label)."""
+    text_pair_column: str | None = None
+    """Sentence pairs: the column holding each row's second text. The tokenizer reads both (with
+    token_type_ids where the encoder has them); a pair too long is cut from its longer text first."""
     tokens_column: str = "tokens"
     """Column holding the list of words (token_classification)."""
     label_column: str = "label"

@@ -128,10 +128,11 @@ def _check_sharing(config: RunConfig) -> None:
             raise ConfigError(f"'joint_tasks' group {list(group)} must name at least two tasks")
         first = tasks[0]
         for task in tasks[1:]:
-            if task.data != first.data or task.text_column != first.text_column:
+            same_texts = (task.text_column, task.text_pair_column) == (first.text_column, first.text_pair_column)
+            if task.data != first.data or not same_texts:
                 raise ConfigError(
                     f"'joint_tasks' group {list(group)}: '{task.name}' and '{first.name}' must read the same data "
-                    "(same data section and text_column) to share batches"
+                    "(same data section, text_column and text_pair_column) to share batches"
                 )
         if len({task.batch_size for task in tasks}) > 1:
             raise ConfigError(

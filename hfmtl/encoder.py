@@ -52,7 +52,7 @@ def load_tokenizer(encoder: EncoderConfig) -> PreTrainedTokenizerBase:
 
 
 def _thresholds(task: TaskConfig, labels: tuple[str, ...] | None) -> tuple[float, ...] | None:
-    """A numeric `threshold` holds for every label; `tuned` (set after training) and none start at the default."""
+    """A numeric `threshold` holds for every label; `tuned` (set at evaluations) and none start at the default."""
     is_number = isinstance(task.threshold, float)
     return (task.threshold,) * len(labels or ()) if is_number else None
 
@@ -61,7 +61,13 @@ def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None])
     """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config."""
     specs = [
         TaskSpec(
-            task.name, task.kind, labels[task.name], task.pooling, task.layer, _thresholds(task, labels[task.name])
+            task.name,
+            task.kind,
+            labels[task.name],
+            task.pooling,
+            task.layer,
+            thresholds=_thresholds(task, labels[task.name]),
+            pairs=task.text_pair_column is not None,
         )
         for task in config.tasks
     ]

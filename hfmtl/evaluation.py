@@ -86,7 +86,8 @@ def _predict(
         chunk = mine[start : start + batch_size]
         batch = {key: value.to(accelerator.device) for key, value in collator(chunk).items()}
         with accelerator.autocast():
-            logits = model(task, batch["input_ids"], batch["attention_mask"]).logits
+            encoder_inputs = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
+            logits = model(task, batch["input_ids"], batch["attention_mask"], **encoder_inputs).logits
         values = kind.batch_predictions(logits, batch, chunk)
         pairs.extend(zip((row["index"] for row in chunk), values, strict=True))
     if accelerator.num_processes > 1:

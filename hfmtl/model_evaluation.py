@@ -133,6 +133,7 @@ def _task_sources(
             kind=spec.kind,
             data=DataConfig(train=""),
             label_column=task_kind(spec.kind).default_label_column,
+            text_pair_column="text_pair" if spec.pairs else None,
         )
         if spec.name in data:  # a file from the command line: its own format, relative to the working directory
             task = dataclasses.replace(task, data=DataConfig(train=data[spec.name]))

@@ -36,6 +36,8 @@ class TaskSpec:
     """The encoder layer the head reads (1 = the first); None: the top layer."""
     thresholds: tuple[float, ...] | None = None
     """Multi-label: each label's decision threshold; None: 0.5 for every label."""
+    pairs: bool = False
+    """The task reads a pair of texts (the tokenizer's text and text_pair)."""
 
     @property
     def num_outputs(self) -> int:

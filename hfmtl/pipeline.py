@@ -11,7 +11,7 @@ there is little padding.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ class _Window:
     input_ids: list[int]
     word_ids: list[int | None]
     offsets: list[tuple[int, int]]
-    """Each token's character span in the original text ((0, 0) for special tokens)."""
+    """Each token's character span in the original text ((0, 0) for special tokens); empty for a pair."""
+    token_type_ids: list[int] | None = None
+    """Which text of a pair each token is from (pairs only, where the tokenizer makes them)."""
 
 
 class MultiTaskPipeline:
@@ -94,17 +96,50 @@ class MultiTaskPipeline:
         return cls(loaded.model, loaded.tokenizer, **options)
 
     @torch.no_grad()
-    def __call__(self, texts: str | Sequence[str]) -> dict[str, Any] | list[dict[str, Any]]:
-        """Answers for one text (a dict) or for a list of texts (a list of dicts, in order)."""
-        is_single = isinstance(texts, str)
-        batch = [texts] if is_single else list(texts)
-        words = _split_texts(batch)
-        windows = self._windows(batch, words)
-        per_text: list[list[tuple[_Window, dict[str, Any]]]] = [[] for _ in batch]
-        for window, output in zip(windows, self._run(windows), strict=True):
-            per_text[window.text_index].append((window, output))
-        answers = [self._answer(text, spans, pairs) for text, spans, pairs in zip(batch, words, per_text, strict=True)]
-        return answers[0] if is_single else answers
+    def __call__(self, inputs: PipelineInput | Sequence[PipelineInput]) -> dict[str, Any] | list[dict[str, Any]]:
+        """Answers for one input (a dict) or for a list of inputs (a list of dicts, in order).
+
+        An input is a text, or for a model with sentence-pair tasks a `(text, text_pair)` tuple or a
+        `{"text": ..., "text_pair": ...}` dict. The pair tasks answer the inputs that are pairs; every other
+        task answers every input, from its first text.
+        """
+        has_pairs = any(spec.pairs for spec in self.specs.values())
+        is_single = isinstance(inputs, (str, Mapping)) or (has_pairs and _is_pair(inputs))
+        batch = [inputs] if is_single else list(inputs)
+        texts, pairs = _read_inputs(batch, has_pairs=has_pairs)
+        answers: list[dict[str, Any]] = [{} for _ in batch]
+        text_tasks = [name for name, spec in self.specs.items() if not spec.pairs]
+        if text_tasks:
+            words = _split_texts(texts)
+            windows = self._windows(texts, words)
+            per_text: list[list[tuple[_Window, dict[str, Any]]]] = [[] for _ in batch]
+            for window, output in zip(windows, self._run(windows, text_tasks), strict=True):
+                per_text[window.text_index].append((window, output))
+            for answer, text, spans, text_windows in zip(answers, texts, words, per_text, strict=True):
+                answer.update(self._answer(text, spans, text_windows, text_tasks))
+        pair_tasks = [name for name, spec in self.specs.items() if spec.pairs]
+        with_pairs = [i for i, pair in enumerate(pairs) if pair is not None]
+        if not text_tasks and len(with_pairs) < len(batch):  # nothing would answer a lone text
+            missing = ", ".join(str(i + 1) for i, pair in enumerate(pairs) if pair is None)
+            raise InputError(
+                f"every task of this model reads sentence pairs: give (text, text_pair) for input {missing}"
+            )
+        if pair_tasks and with_pairs:
+            windows = self._pair_windows([texts[i] for i in with_pairs], [pairs[i] for i in with_pairs])
+            for i, window, output in zip(with_pairs, windows, self._run(windows, pair_tasks), strict=True):
+                answers[i].update(self._answer(texts[i], [], [(window, output)], pair_tasks))
+        ordered = [{task: answer[task] for task in self.specs if task in answer} for answer in answers]
+        return ordered[0] if is_single else ordered
+
+    def _pair_windows(self, texts: list[str], pairs: list[str]) -> list[_Window]:
+        """One encoder input per pair, cut as training cut pairs (`longest_first`: the longer text first)."""
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(texts, pairs, truncation="longest_first", max_length=self.max_length)
+        types = encoded.get("token_type_ids") or [None] * len(texts)
+        return [
+            _Window(i, ids, encoded.word_ids(i), [], token_type_ids)
+            for i, (ids, token_type_ids) in enumerate(zip(encoded["input_ids"], types, strict=True))
+        ]
 
     def _windows(self, texts: list[str], words: list[list[tuple[int, int]]]) -> list[_Window]:
         """Every text's words tokenized as in NER training (`is_split_into_words`), cut into overlapping windows.
@@ -136,8 +171,8 @@ class MultiTaskPipeline:
             windows.append(_Window(text_index, ids, word_ids, absolute))
         return windows
 
-    def _run(self, windows: list[_Window]) -> list[dict[str, Any]]:
-        """Every head's output per window in answer space, on the CPU (`TaskKind.window_outputs`).
+    def _run(self, windows: list[_Window], tasks: list[str]) -> list[dict[str, Any]]:
+        """The output of each of `tasks`' heads per window in answer space, on the CPU (`TaskKind.window_outputs`).
 
         One encoder pass per batch; windows are sorted by length so that a batch holds similar lengths.
         """
@@ -145,10 +180,13 @@ class MultiTaskPipeline:
         outputs: list[dict[str, Any]] = [{} for _ in windows]
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = self.collator([{"input_ids": windows[i].input_ids} for i in chunk])
-            logits = self.model.forward_all(
-                batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
-            )
+            rows = [{"input_ids": windows[i].input_ids} for i in chunk]
+            if windows[chunk[0]].token_type_ids is not None:
+                rows = [
+                    {**row, "token_type_ids": windows[i].token_type_ids} for row, i in zip(rows, chunk, strict=True)
+                ]
+            batch = {name: tensor.to(self.device) for name, tensor in self.collator(rows).items()}
+            logits = self.model(tasks, **batch).logits
             lengths = [len(windows[i].input_ids) for i in chunk]
             for task, values in logits.items():
                 for index, output in zip(chunk, self.kinds[task].window_outputs(values, lengths), strict=True):
@@ -156,12 +194,18 @@ class MultiTaskPipeline:
         return outputs
 
     def _answer(
-        self, text: str, words: list[tuple[int, int]], pairs: list[tuple[_Window, dict[str, Any]]]
+        self,
+        text: str,
+        words: list[tuple[int, int]],
+        pairs: list[tuple[_Window, dict[str, Any]]],
+        tasks: list[str],
     ) -> dict[str, Any]:
         windows = [window for window, _ in pairs]
         return {
-            task: self.kinds[task].answer(text, words, windows, [output[task] for _, output in pairs], spec)
-            for task, spec in self.specs.items()
+            task: self.kinds[task].answer(
+                text, words, windows, [output[task] for _, output in pairs], self.specs[task]
+            )
+            for task in tasks
         }
 
 
@@ -182,9 +226,49 @@ def _device(name: str | torch.device | None) -> torch.device:
     return device
 
 
+PipelineInput = str | tuple[str, str] | Mapping[str, str]
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and all(isinstance(part, str) for part in value)
+
+
+def _read_inputs(inputs: list[Any], *, has_pairs: bool) -> tuple[list[str], list[Any]]:
+    """Each input's first text and its second (None without one). A model without pair tasks refuses an
+    input with a second text rather than read half of it."""
+    if not inputs:
+        raise InputError("no texts to predict on: give a string or a non-empty list of strings")
+    texts, pairs = [], []
+    for index, value in enumerate(inputs):
+        where = "the input" if len(inputs) == 1 else f"input {index + 1}"
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"text", "text_pair"})
+            if "text" not in value or unknown:
+                raise InputError(
+                    f"{where} is a dict, so it needs the key 'text' (and 'text_pair'), got {sorted(value)}"
+                )
+            value = (value["text"], value.get("text_pair"))
+        elif isinstance(value, tuple):
+            if len(value) != 2:
+                raise InputError(f"{where} is a tuple of {len(value)}; a sentence pair is (text, text_pair)")
+        else:
+            value = (value, None)
+        if value[1] is not None and not has_pairs:
+            raise InputError(f"{where} is a pair of texts, but this model has no sentence-pair task; give one text")
+        texts.append(value[0])
+        pairs.append(value[1])
+    _check_texts(texts)
+    for index, pair in enumerate(pairs):
+        where = "the input's" if len(inputs) == 1 else f"input {index + 1}'s"
+        if pair is not None and not isinstance(pair, str):
+            raise InputError(f"{where} text_pair is {type(pair).__name__} {pair!r:.60}, not a string")
+        if pair is not None and not pair.strip():
+            raise InputError(f"{where} text_pair is empty or only whitespace; there is nothing to compare")
+    return texts, pairs
+
+
 def _split_texts(texts: list[Any]) -> list[list[tuple[int, int]]]:
     """Each text's word spans (`hfmtl.words.split_words`), once every text is checked to have words."""
-    _check_texts(texts)
     words = [split_words(text) for text in texts]
     for index, spans in enumerate(words):
         if not spans:  # invisible separators only, such as zero-width spaces: str.strip keeps those

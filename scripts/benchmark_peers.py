@@ -115,7 +115,9 @@ def train_peer(config: RunConfig, task: TaskConfig, settings: PeerSettings, work
     source = resolve_encoder(config.encoder.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(source)
     data = load_task_data(task, config.data_dir)
-    train_split = tokenize_task(data, tokenizer, settings.max_length)["train"].select_columns(["input_ids", "labels"])
+    train_split = tokenize_task(data, tokenizer, settings.max_length)["train"]
+    inputs = [name for name in ("input_ids", "token_type_ids", "labels") if name in train_split.column_names]
+    train_split = train_split.select_columns(inputs)
     if task.kind == "token_classification":
         model = AutoModelForTokenClassification.from_pretrained(source, num_labels=len(data.labels))
         collator = CountingCollator(DataCollatorForTokenClassification(tokenizer))
@@ -173,10 +175,19 @@ def train_peer(config: RunConfig, task: TaskConfig, settings: PeerSettings, work
 
 
 def score_peer(run: PeerRun, task: TaskConfig, eval_set: EvalSet, pad_token_id: int) -> float:
-    """The peer's main validation metric, computed by hfmtl's own evaluation code on `eval_set`."""
+    """The peer's main validation metric, computed by hfmtl's own evaluation code on `eval_set` (with thresholds
+    tuned on it, as hfmtl's are, when the task's config says `threshold: tuned`)."""
     spec = TaskSpec(task.name, task.kind, run.labels)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    scored = evaluate_tasks(PeerModel(run.model, spec), {task.name: eval_set}, Collator(pad_token_id), accelerator, 64)
+    tuned = [task.name] if task.threshold == "tuned" else []
+    scored = evaluate_tasks(
+        PeerModel(run.model, spec),
+        {task.name: eval_set},
+        Collator(pad_token_id),
+        accelerator,
+        64,
+        tune_thresholds=tuned,
+    )
     return scored[task.name].metrics[main_metric(task.kind)]
 
 
@@ -187,10 +198,13 @@ class PeerModel(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, spec: TaskSpec) -> None:
         super().__init__()
         self.model = model
-        self.config = type("PeerConfig", (), {"task_specs": [spec]})()
+        # what evaluate_tasks reads of a model's config (and where it writes tuned thresholds)
+        self.config = type("PeerConfig", (), {"task_specs": [spec], "tasks": [{"name": spec.name}]})()
 
-    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TaskOutput:
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(
+        self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, **encoder_inputs: torch.Tensor
+    ) -> TaskOutput:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **encoder_inputs).logits
         return TaskOutput(logits=logits.squeeze(-1) if logits.shape[-1] == 1 and logits.dim() == 2 else logits)
 
 

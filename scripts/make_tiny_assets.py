@@ -85,7 +85,9 @@ def build_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFa
     )
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",  # BERT's: the second text and its [SEP] are token type 1
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -95,6 +97,7 @@ def build_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFa
         sep_token="[SEP]",
         mask_token="[MASK]",
         model_max_length=128,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
 
 
@@ -125,6 +128,18 @@ def write_emotions(out: Path, rng: random.Random, sizes: dict[str, int]) -> None
         (out / f"emotions_{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
+def write_pairs(out: Path, rng: random.Random, sizes: dict[str, int]) -> None:
+    """A sentence-pair regression task over the sentiment sentences: how alike two sentences' sentiment is
+    (1 minus the gap between their intensities), so the answer needs both texts."""
+    for split, size in sizes.items():
+        rows = []
+        for index in range(size):
+            (first, a), (second, b) = sentiment_sentence(rng), sentiment_sentence(rng)
+            score = round(1 - abs(a - b), 4)
+            rows.append({"id": f"{split}-{index}", "sentence1": first, "sentence2": second, "score": score})
+        (out / f"pairs_{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("tests/assets/tiny"), help="output folder")
@@ -135,8 +150,9 @@ def main() -> None:
     tokenizer = build_tokenizer(corpus, vocab_size=128)
     tokenizer.save_pretrained(args.out / "encoder")
     build_encoder(len(tokenizer), args.seed).save_pretrained(args.out / "encoder")
-    # Its own generator, drawn after the rest: adding this task left every earlier file unchanged.
+    # Their own generators, drawn after the rest: adding these tasks left every earlier file unchanged.
     write_emotions(args.out / "data", random.Random(args.seed + 1), {"train": 240, "validation": 60})
+    write_pairs(args.out / "data", random.Random(args.seed + 2), {"train": 240, "validation": 60})
     print(f"wrote {args.out}: vocabulary {len(tokenizer)}, {len(corpus)} sentences")  # noqa: T201
 
 

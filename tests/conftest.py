@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
     from hfmtl.trainer import train
 
     output_dir = tmp_path_factory.mktemp("trained") / "run"
-    overrides = [f"output_dir={output_dir}", "training.max_steps=150", "training.eval_every=150"]
+    overrides = [f"output_dir={output_dir}", "training.max_steps=400", "training.eval_every=400"]
     train(load_config(REPO / "configs" / "tiny.yaml", overrides))
     return output_dir
 

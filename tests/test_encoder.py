@@ -78,7 +78,13 @@ def test_an_encoder_s_own_code_never_runs_unless_asked(tmp_path, tiny_config):
     with pytest.raises(ModelLoadError, match="encoder.trust_remote_code: true"):
         build_model(
             dataclasses.replace(tiny_config, encoder=encoder),
-            {"sentiment": ("a", "b"), "ner": ("O", "B"), "intensity": None},
+            {
+                "sentiment": ("a", "b"),
+                "ner": ("O", "B"),
+                "intensity": None,
+                "emotions": ("anger", "joy"),
+                "similarity": None,
+            },
         )
     assert not marker.exists()
 
@@ -140,7 +146,13 @@ def test_an_encoder_with_its_own_code_builds_trains_saves_and_reloads_when_trust
 
     marker = tmp_path / "the-code-ran"
     folder = write_own_code_encoder(tmp_path / "tinyenc", marker)
-    labels = {"sentiment": ("negative", "positive"), "ner": ("O", "B-PER"), "intensity": None}
+    labels = {
+        "sentiment": ("negative", "positive"),
+        "ner": ("O", "B-PER"),
+        "intensity": None,
+        "emotions": ("anger", "joy"),
+        "similarity": None,
+    }
     refused = dataclasses.replace(
         tiny_config, encoder=dataclasses.replace(tiny_config.encoder, name_or_path=str(folder))
     )

@@ -97,9 +97,15 @@ CASES = [
         "sampling weights all zero",
         lambda t, r: [
             "data",
-            config_with(t, sampling={"strategy": "fixed", "weights": {"sentiment": 0, "ner": 0, "intensity": 0}}),
+            config_with(
+                t,
+                sampling={
+                    "strategy": "fixed",
+                    "weights": {"sentiment": 0, "ner": 0, "intensity": 0, "emotions": 0, "similarity": 0},
+                },
+            ),
         ],
-        "<tmp>/config.yaml: 'sampling.weights' must be >= 0 and not all zero, got {'intensity': 0.0, 'ner': 0.0, 'sentiment': 0.0}",
+        "<tmp>/config.yaml: 'sampling.weights' must be >= 0 and not all zero, got {'emotions': 0.0, 'intensity': 0.0, 'ner': 0.0, 'sentiment': 0.0, 'similarity': 0.0}",
     ),
     Case(
         "config",
@@ -153,13 +159,13 @@ CASES = [
         "config",
         "--set of a task that does not exist",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "tasks.pos.loss_weight=2"],
-        "override 'tasks.pos': no task named 'pos' (tasks: sentiment, ner, intensity)",
+        "override 'tasks.pos': no task named 'pos' (tasks: sentiment, ner, intensity, emotions, similarity)",
     ),
     Case(
         "config",
         "joint tasks that read other data",
         lambda t, r: ["data", config_with(t, joint_tasks=[["sentiment", "ner"]])],
-        "<tmp>/config.yaml: 'joint_tasks' group ['sentiment', 'ner']: 'ner' and 'sentiment' must read the same data (same data section and text_column) to share batches",
+        "<tmp>/config.yaml: 'joint_tasks' group ['sentiment', 'ner']: 'ner' and 'sentiment' must read the same data (same data section, text_column and text_pair_column) to share batches",
     ),
     Case(
         "data",
@@ -262,6 +268,45 @@ CASES = [
         "regression target not a number",
         lambda t, r: ["data", data_config(t, "intensity", "i.jsonl", '{"text": "a", "intensity": "high"}\n')],
         "<tmp>/i.jsonl:1: regression target 'intensity' must be a finite number, got 'high'",
+    ),
+    Case(
+        "data",
+        "multi-label labels not a list",
+        lambda t, r: [
+            "data",
+            data_config(
+                t, "emotions", "e.jsonl", '{"text": "a", "emotions": "joy"}\n', tasks__emotions__threshold=0.5
+            ),
+        ],
+        "<tmp>/e.jsonl:1: column 'emotions' must be a list of label names, got str 'joy'",
+    ),
+    Case(
+        "data",
+        "multi-label unknown label",
+        lambda t, r: [
+            "data",
+            data_config(
+                t,
+                "emotions",
+                "e.jsonl",
+                '{"text": "a", "emotions": ["joy", "fear"]}\n',
+                tasks__emotions__labels=["joy", "anger"],
+                tasks__emotions__threshold=0.5,
+            ),
+        ],
+        "<tmp>/e.jsonl:1: label 'fear' is not in the task's label set ['joy', 'anger']",
+    ),
+    Case(
+        "data",
+        "pair row without its second text",
+        lambda t, r: ["data", data_config(t, "similarity", "p.jsonl", '{"sentence1": "a", "score": 0.5}\n')],
+        "<tmp>/p.jsonl:1: no column 'sentence2' (the row has: sentence1, score)",
+    ),
+    Case(
+        "config",
+        "threshold outside (0, 1)",
+        lambda t, r: ["data", config_with(t, tasks__emotions__threshold=1.5)],
+        "<tmp>/config.yaml: 'tasks.emotions.threshold' must be a number between 0 and 1 (exclusive) or 'tuned', got 1.5",
     ),
     Case(
         "data",
@@ -368,7 +413,7 @@ CASES = [
         "evaluate",
         "--data for a task the model lacks",
         lambda t, r: ["evaluate", str(r / "model"), "--data", "pos=x.jsonl"],
-        "--data names ['pos'], but the model's tasks are: sentiment, ner, intensity",
+        "--data names ['pos'], but the model's tasks are: sentiment, ner, intensity, emotions, similarity",
     ),
     Case(
         "evaluate",
@@ -385,8 +430,13 @@ CASES = [
     Case(
         "evaluate",
         "--config naming a task the model lacks",
-        lambda t, r: ["evaluate", str(r / "model"), "--config", config_with(t, tasks__intensity__name="strength")],
-        "the config names task(s) strength that the model does not have; its tasks are: sentiment, ner, intensity",
+        lambda t, r: [
+            "evaluate",
+            str(r / "model"),
+            "--config",
+            config_with(t, tasks__intensity__name="strength", sampling={"strategy": "proportional"}),
+        ],
+        "the config names task(s) strength that the model does not have; its tasks are: sentiment, ner, intensity, emotions, similarity",
     ),
     Case(
         "evaluate",

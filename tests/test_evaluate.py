@@ -39,10 +39,14 @@ def test_report_files_and_keys(report_dir, trained):
     assert set(report["tasks"]["sentiment"]["metrics"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
     assert set(report["tasks"]["ner"]["metrics"]["per_type"]) == {"PER", "ORG", "LOC", "MISC"}
     assert report["main_metrics"]["intensity"]["name"] == "pearson"
+    assert report["main_metrics"]["emotions"]["name"] == "micro_f1"
+    assert set(report["tasks"]["emotions"]["metrics"]["per_label"]) == {"anger", "disgust", "joy", "surprise"}
     assert sorted(p.name for p in (report_dir / "predictions").iterdir()) == [
+        "emotions.jsonl",
         "intensity.jsonl",
         "ner.jsonl",
         "sentiment.jsonl",
+        "similarity.jsonl",
     ]
     assert (report_dir / "report.md").read_text().count("| sentiment | accuracy |") == 1
 
@@ -70,7 +74,8 @@ def test_predictions_files_recompute_the_numbers(report_dir):
 def test_html_is_self_contained_and_its_figures_show_the_reported_numbers(report_dir):
     page = (report_dir / "report.html").read_text()
     report = json.loads((report_dir / "report.json").read_text())
-    assert page.count("<svg") == 4  # training curves, confusion matrix, entity F1 bars, intensity scatter
+    # training curves, confusion matrix, entity F1 bars, intensity scatter, emotion F1 bars, similarity scatter
+    assert page.count("<svg") == 6
     assert "<script" not in page and not re.findall(r'(?:src|href)="(?:https?:)?//', page)  # nothing to fetch
     title = page.index("sentiment: confusion matrix")
     figure = page[page.rindex("<svg", 0, title) : page.index("</svg>", title)]
@@ -170,7 +175,16 @@ def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config
     from hfmtl.evaluation import evaluate_tasks, make_eval_set
 
     tags = ("O",) + tuple(f"B-P{position}" for position in range(1, 64))
-    model = build_model(tiny_config, {"sentiment": ("negative", "positive"), "ner": tags, "intensity": None}).eval()
+    model = build_model(
+        tiny_config,
+        {
+            "sentiment": ("negative", "positive"),
+            "ner": tags,
+            "intensity": None,
+            "emotions": ("anger", "joy"),
+            "similarity": None,
+        },
+    ).eval()
     model.heads["ner"] = PositionTags(len(tags))  # word i is predicted B-P<position of its first sub-token>
     words = ["Peter", "Blackburn", "met", "officials", "of", "European", "Union", "in", "Buenos", "Aires"]
     with_empty = [*words[:3], empty, *words[3:]]

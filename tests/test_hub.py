@@ -86,8 +86,8 @@ def test_the_model_card_parses_with_one_result_per_task(model_dir, hub, tmp_path
     (tmp_path / "README.md").write_bytes(hub.repos["me/tiny-mtl"]["branches"]["main"]["README.md"])
     card = ModelCard.load(tmp_path / "README.md")
     results = card.data.eval_results
-    assert [r.task_name for r in results] == ["sentiment", "ner", "intensity"]
-    assert [r.metric_type for r in results] == ["accuracy", "f1", "pearson"]
+    assert [r.task_name for r in results] == ["sentiment", "ner", "intensity", "emotions", "similarity"]
+    assert [r.metric_type for r in results] == ["accuracy", "f1", "pearson", "micro_f1", "pearson"]
     best = json.loads((model_dir / "eval_results.json").read_text())["metrics"]
     assert results[1].metric_value == best["ner"]["f1"]
     assert 'MultiTaskPipeline.from_pretrained("me/tiny-mtl")' in card.text

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from hfmtl.cli import main
 from hfmtl.errors import ConfigError, DataError
@@ -59,7 +60,9 @@ def test_evaluate_refuses_a_repeated_data_option(trained, tmp_path, capsys):
 def test_evaluate_refuses_config_tasks_the_model_lacks(trained, tmp_path):
     from hfmtl.model_evaluation import evaluate_model_dir
 
-    config = (trained / "run_config.yaml").read_text().replace("name: intensity", "name: strength")
-    (tmp_path / "other.yaml").write_text(config)
+    config = yaml.safe_load((trained / "run_config.yaml").read_text())
+    next(task for task in config["tasks"] if task["name"] == "intensity")["name"] = "strength"
+    config["sampling"]["weights"]["strength"] = config["sampling"]["weights"].pop("intensity")
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"the config names task\(s\) strength that the model does not have"):
         evaluate_model_dir(trained / "model", config_path=tmp_path / "other.yaml")

@@ -5,7 +5,13 @@ import torch.nn.functional as F
 from hfmtl.encoder import build_model
 from hfmtl.modeling import MultiTaskModel, register_auto_classes
 
-LABELS = {"sentiment": ("negative", "positive"), "ner": ("O", "B-PER", "I-PER", "B-LOC"), "intensity": None}
+LABELS = {
+    "sentiment": ("negative", "positive"),
+    "ner": ("O", "B-PER", "I-PER", "B-LOC"),
+    "intensity": None,
+    "emotions": ("anger", "joy"),
+    "similarity": None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def test_head_output_shapes(model, batch, task, shape):
 
 def test_one_pass_gives_every_head_the_same_answer_as_its_own_forward(model, batch):
     every = model.forward_all(**batch)
-    assert set(every) == {"sentiment", "ner", "intensity"}
+    assert set(every) == {"sentiment", "ner", "intensity", "emotions", "similarity"}
     for task, logits in every.items():
         assert torch.allclose(logits, model(task, **batch).logits, atol=1e-6)
 

@@ -24,7 +24,10 @@ MASK = (IDS != 0).long()
 
 
 def tiny(*overrides: str):
-    return load_config(REPO / "configs" / "tiny.yaml", list(overrides))
+    """The tiny config's first three tasks (the hand computations below count three copies)."""
+    config = load_config(REPO / "configs" / "tiny.yaml", list(overrides))
+    first_three = tuple(task for task in config.tasks if task.name in ("sentiment", "ner", "intensity"))
+    return dataclasses.replace(config, tasks=first_three)
 
 
 def model_for(*overrides: str) -> MultiTaskModel:
@@ -187,7 +190,7 @@ def test_uncertainty_weights_turn_down_the_noisy_task(tmp_path):
     config = dataclasses.replace(
         config,
         tasks=tuple(tasks),
-        sampling=dataclasses.replace(config.sampling, strategy="uniform"),
+        sampling=dataclasses.replace(config.sampling, strategy="uniform", weights=None),
         loss_weighting=dataclasses.replace(config.loss_weighting, strategy="uncertainty"),
         training=dataclasses.replace(config.training, max_steps=80, log_every=80),
     )

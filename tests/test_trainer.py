@@ -60,9 +60,10 @@ def test_smoke_run_writes_the_expected_files(smoke_run):
 
 def test_smoke_run_loss_falls_and_metrics_rise(smoke_run):
     lines = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
-    losses = [line["loss"] for line in lines if "loss" in line]
-    assert len(losses) == 12  # every 10 steps
-    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+    assert len([line for line in lines if "loss" in line]) == 12  # every 10 steps
+    for task in ("ner", "intensity"):  # the tasks a toy encoder learns within 120 steps
+        losses = [line[f"loss/{task}"] for line in lines if line.get(f"loss/{task}") is not None]
+        assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, task
     evaluations = [line for line in lines if "eval" in line]
     assert [line["step"] for line in evaluations] == [60, 120]
     best = json.loads((smoke_run / "model" / "eval_results.json").read_text())
@@ -72,18 +73,30 @@ def test_smoke_run_loss_falls_and_metrics_rise(smoke_run):
 
 def test_the_saved_model_loads_and_answers_every_task(smoke_run):
     model = MultiTaskModel.from_pretrained(smoke_run / "model").eval()
-    assert model.task_names == ["sentiment", "ner", "intensity"]
+    assert model.task_names == ["sentiment", "ner", "intensity", "emotions", "similarity"]
     ids = torch.tensor([[2, 40, 41, 3]])
     outputs = model.forward_all(ids, torch.ones_like(ids))
     ner_labels = model.config.task_specs[1].labels
     assert ner_labels[0] == "O" and len(ner_labels) == 8  # inferred from the tiny data (no I-MISC there)
     assert outputs["ner"].shape == (1, 4, 8)
     assert outputs["sentiment"].shape == (1, 2) and outputs["intensity"].shape == (1,)
+    assert outputs["emotions"].shape == (1, 4)
+    thresholds = model.config.task_specs[3].thresholds  # tuned on validation (`threshold: tuned`) and kept
+    assert len(thresholds) == 4 and all(0 < t < 1 for t in thresholds)
 
 
 def test_a_step_on_one_task_leaves_the_other_heads_bit_identical(tiny_config):
     torch.manual_seed(0)
-    model = build_model(tiny_config, {"sentiment": ("n", "p"), "ner": ("O", "B-PER", "I-PER"), "intensity": None})
+    model = build_model(
+        tiny_config,
+        {
+            "sentiment": ("n", "p"),
+            "ner": ("O", "B-PER", "I-PER"),
+            "intensity": None,
+            "emotions": ("anger", "joy"),
+            "similarity": None,
+        },
+    )
     optimizer = build_optimizer(model, tiny_config.training)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     ids = torch.tensor([[2, 40, 41, 3], [2, 42, 3, 0]])
@@ -325,7 +338,8 @@ def test_a_non_finite_loss_after_a_checkpoint_leaves_that_checkpoint_intact(tmp_
         "tasks.intensity.data.train=huge.jsonl",
         "training.save_every=1",
         "sampling.strategy=fixed",
-        "sampling.weights={sentiment: 1, ner: 1, intensity: 0.1}",  # the overflowing task comes a few steps in
+        # the overflowing task comes a few steps in
+        "sampling.weights={sentiment: 1, ner: 1, intensity: 0.1, emotions: 0, similarity: 0}",
     )
     with pytest.raises(
         NonFiniteLossError,

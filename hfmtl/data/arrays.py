@@ -66,6 +66,8 @@ class RowArrays:
 
     input_ids: Ragged
     labels: Labels | dict[str, Labels]
+    token_type_ids: Ragged | None = None
+    """Which text of a pair each token belongs to (sentence-pair tasks, for encoders that read it)."""
 
     def __len__(self) -> int:
         return len(self.input_ids.offsets) - 1
@@ -78,7 +80,8 @@ class RowArrays:
     def from_dataset(cls, dataset: Dataset) -> RowArrays:
         """From a tokenized split with `input_ids` and `labels` columns, through Arrow."""
         table = dataset.with_format("arrow")[:]  # the selected rows as one Arrow table (indices applied)
-        return cls(Ragged.from_arrow(table.column("input_ids")), _labels_from_arrow(table.column("labels")))
+        types = Ragged.from_arrow(table.column("token_type_ids")) if "token_type_ids" in table.column_names else None
+        return cls(Ragged.from_arrow(table.column("input_ids")), _labels_from_arrow(table.column("labels")), types)
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> RowArrays:
@@ -88,10 +91,12 @@ class RowArrays:
             labels: Any = {task: _labels_from_values([row["labels"][task] for row in rows]) for task in first}
         else:
             labels = _labels_from_values([row["labels"] for row in rows])
-        return cls(Ragged.from_lists([row["input_ids"] for row in rows]), labels)
+        types = Ragged.from_lists([row["token_type_ids"] for row in rows]) if "token_type_ids" in rows[0] else None
+        return cls(Ragged.from_lists([row["input_ids"] for row in rows]), labels, types)
 
     def batch(self, indices: Sequence[int], pad_token_id: int, multiple: int | None = None) -> dict[str, Any]:
-        """The padded batch of the chosen rows: `input_ids`, `attention_mask`, `labels` as torch tensors."""
+        """The padded batch of the chosen rows: `input_ids`, `attention_mask`, `labels` (and `token_type_ids`
+        for pairs) as torch tensors."""
         chosen = np.asarray(indices, dtype=np.int64)
         lengths = self.lengths[chosen]
         length = padded_length(lengths.tolist(), multiple)
@@ -101,6 +106,8 @@ class RowArrays:
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(attention_mask),
         }
+        if self.token_type_ids is not None:
+            batch["token_type_ids"] = torch.from_numpy(self.token_type_ids.padded(chosen, length, 0))
         if isinstance(self.labels, dict):
             batch["labels"] = {task: _batch_labels(labels, chosen, length) for task, labels in self.labels.items()}
         else:

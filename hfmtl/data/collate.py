@@ -13,7 +13,8 @@ from hfmtl.tasks.labels import IGNORE_INDEX
 
 @dataclass(frozen=True)
 class Collator:
-    """Turns tokenized rows of one task into `input_ids`, `attention_mask` and `labels` tensors.
+    """Turns tokenized rows of one task into `input_ids`, `attention_mask` and `labels` tensors (and
+    `token_type_ids`, for rows of sentence pairs).
 
     Sequence-level labels become a (batch,) tensor: int64 for class ids, float32 for regression targets; multi-hot
     rows (lists of floats) a (batch, num_labels) float32 tensor.
@@ -33,6 +34,11 @@ class Collator:
             input_ids[i, : len(row["input_ids"])] = torch.tensor(row["input_ids"])
             attention_mask[i, : len(row["input_ids"])] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in rows[0]:  # sentence pairs: which text each token is from; padding reads as 0
+            token_types = torch.zeros((len(rows), length), dtype=torch.long)
+            for i, row in enumerate(rows):
+                token_types[i, : len(row["token_type_ids"])] = torch.tensor(row["token_type_ids"])
+            batch["token_type_ids"] = token_types
         if "labels" in rows[0]:
             first = rows[0]["labels"]
             if isinstance(first, dict):

@@ -62,4 +62,5 @@ def joint_rows(tasks: Sequence[str], datasets: Sequence[Dataset]) -> RowArrays:
             raise DataError(
                 f"joint tasks {list(tasks)} do not read the same rows: their training splits differ in length or text"
             )
-    return RowArrays(first, {task: rows.labels for task, rows in zip(tasks, arrays, strict=True)})
+    labels = {task: rows.labels for task, rows in zip(tasks, arrays, strict=True)}
+    return RowArrays(first, labels, arrays[0].token_type_ids)

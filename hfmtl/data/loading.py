@@ -94,7 +94,7 @@ def _examples(
     """The split's checked examples as a memory-mapped Arrow file, written to the cache on the first run.
     Every row that cannot be used is reported at once, not just the first."""
     kind = TASK_KINDS[task.kind]
-    columns = (task.kind, task.text_column, task.tokens_column, task.label_column)
+    columns = (task.kind, task.text_column, task.text_pair_column, task.tokens_column, task.label_column)
     path = cache_root() / entry_key("examples", source.key, limit, columns, labels) / "examples.arrow"
     examples = cached_dataset(path)
     if examples is None:

@@ -118,6 +118,32 @@ class TaskKind(Protocol):
         """The report's figure for the task, as inline SVG."""
 
 
+def read_texts(record: Mapping[str, Any], task: TaskConfig, where: str) -> dict[str, str]:
+    """A row's text, and its second text when the task reads pairs (`text_pair_column`)."""
+    from hfmtl.tasks.rows import read_text
+
+    texts = {"text": read_text(record, task.text_column, where)}
+    if task.text_pair_column is not None:
+        texts["text_pair"] = read_text(record, task.text_pair_column, where)
+    return texts
+
+
+def tokenize_texts(examples: dict[str, list[Any]], tokenizer: Any, max_length: int) -> dict[str, list[Any]]:
+    """Token ids of each text, or of each pair (then with token_type_ids where the tokenizer makes them, and
+    `longest_first` truncation, which keeps some of both texts)."""
+    if "text_pair" not in examples:
+        return {"input_ids": tokenizer(examples["text"], truncation=True, max_length=max_length)["input_ids"]}
+    encoded = tokenizer(examples["text"], examples["text_pair"], truncation="longest_first", max_length=max_length)
+    return {name: encoded[name] for name in ("input_ids", "token_type_ids") if name in encoded}
+
+
+def text_inputs(dataset: Dataset) -> list[Any]:
+    """Each row's input as the predictions file shows it: the text, or `[text, text_pair]`."""
+    if "text_pair" not in dataset.column_names:
+        return dataset["text"]
+    return [list(pair) for pair in zip(dataset["text"], dataset["text_pair"], strict=True)]
+
+
 def refuse_threshold(task: TaskConfig, where: str) -> None:
     """Only multi-label tasks decide by threshold: anywhere else a threshold would be silently ignored."""
     if task.threshold is not None:
@@ -135,6 +161,8 @@ class TextKind:
     per_text = True
 
     def check_config(self, task: TaskConfig, where: str) -> None:
+        if task.text_pair_column is not None and task.text_pair_column == task.text_column:
+            raise ConfigError(f"'{where}.text_pair_column' must name another column than text_column")
         if task.labels is not None and not self.has_label_set:
             raise ConfigError(f"'{where}.labels' is set, but a {self.name} task has no labels")
         refuse_threshold(task, where)
@@ -155,27 +183,28 @@ class TextKind:
     def make_example(
         self, record: Mapping[str, Any], task: TaskConfig, labels: Sequence[str] | None, where: str
     ) -> dict[str, Any]:
-        """`{"text": str, "label": ...}`, the label read by `read_label`."""
-        from hfmtl.tasks.rows import read_column, read_text
+        """`{"text": str, "label": ...}` (and `"text_pair"` for a pair task), the label read by `read_label`."""
+        from hfmtl.tasks.rows import read_column
 
-        text = read_text(record, task.text_column, where)
-        value = read_column(record, task.label_column, where)
-        return {"text": text, "label": self.read_label(value, task, labels, where)}
+        return {
+            **read_texts(record, task, where),
+            "label": self.read_label(read_column(record, task.label_column, where), task, labels, where),
+        }
 
     def read_label(self, value: Any, task: TaskConfig, labels: Sequence[str] | None, where: str) -> Any:
         """One row's label value, checked, as stored (a label id, a float...)."""
         raise NotImplementedError
 
     def tokenize(self, examples: dict[str, list[Any]], tokenizer: Any, max_length: int) -> dict[str, list[Any]]:
-        encoded = tokenizer(examples["text"], truncation=True, max_length=max_length)
-        return {"input_ids": encoded["input_ids"], "labels": examples["label"]}
+        return {**tokenize_texts(examples, tokenizer, max_length), "labels": examples["label"]}
 
     def eval_set(self, task: str, dataset: Dataset) -> EvalSet:
+        columns = [name for name in ("input_ids", "token_type_ids", "labels") if name in dataset.column_names]
         rows = [
-            {"input_ids": ids, "labels": labels, "index": index}
-            for index, (ids, labels) in enumerate(zip(dataset["input_ids"], dataset["labels"], strict=True))
+            {**dict(zip(columns, values, strict=True)), "index": index}
+            for index, values in enumerate(zip(*(dataset[name] for name in columns), strict=True))
         ]
-        return EvalSet(task=task, kind=self.name, rows=rows, gold=dataset["label"], inputs=dataset["text"])
+        return EvalSet(task=task, kind=self.name, rows=rows, gold=dataset["label"], inputs=text_inputs(dataset))
 
     def window_outputs(self, logits: torch.Tensor, lengths: Sequence[int]) -> list[Any]:
         values = self.probabilities(logits.float()).cpu()

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.tasks.kind import EvalSet, Scored, TextKind
+from hfmtl.tasks.kind import EvalSet, Scored, TextKind, read_texts
 from hfmtl.tasks.labels import label_id
 
 if TYPE_CHECKING:
@@ -61,14 +61,12 @@ class MultiLabelClassification(TextKind):
     def make_example(
         self, record: Mapping[str, Any], task: TaskConfig, labels: Sequence[str] | None, where: str
     ) -> dict[str, Any]:
-        """`{"text": str, "label": [0.0 or 1.0 per label]}`."""
-        from hfmtl.tasks.rows import read_text
-
+        """`{"text": str, "label": [0.0 or 1.0 per label]}` (and `"text_pair"` for a pair task)."""
         names = labels or ()
         hot = [0.0] * len(names)
         for value in _read_label_list(record, task, where):
             hot[label_id(value, names, where)] = 1.0
-        return {"text": read_text(record, task.text_column, where), "label": hot}
+        return {**read_texts(record, task, where), "label": hot}
 
     def batch_predictions(
         self, logits: torch.Tensor, batch: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]

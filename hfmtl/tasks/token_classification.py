@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hfmtl.errors import DataError
+from hfmtl.errors import ConfigError, DataError
 from hfmtl.tasks.kind import EvalSet, Scored, refuse_threshold
 from hfmtl.tasks.labels import IGNORE_INDEX, label_id
 from hfmtl.tasks.rows import read_column
@@ -41,6 +41,8 @@ class TokenClassification:
 
     def check_config(self, task: TaskConfig, where: str) -> None:
         refuse_threshold(task, where)
+        if task.text_pair_column is not None:
+            raise ConfigError(f"'{where}.text_pair_column' does not apply to token_classification (one tag per word)")
 
     def check_spec(self, spec: TaskSpec) -> str | None:
         labels = spec.labels
