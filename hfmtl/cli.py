@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="the field or column holding the text in a .jsonl, .json, .csv or .tsv --input",
     )
+    predict.add_argument(
+        "--text-pair-field",
+        help="sentence-pair tasks: the field or column holding each row's second text (files with fields only)",
+    )
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     predict.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype for inference")
@@ -217,6 +221,7 @@ def _predict(args: argparse.Namespace) -> None:
         input_path=args.input,
         output_path=args.output,
         text_field=args.text_field,
+        text_pair_field=args.text_pair_field,
         batch_size=args.batch_size,
         device=args.device,
         dtype=args.dtype,

@@ -85,6 +85,9 @@ class TaskConfig:
     """How a sequence-level head summarises the tokens: masked mean, or the first ([CLS]) token."""
     loss_weight: float = 1.0
     """Static weight of this task's loss (also applied under uncertainty and DWA weighting)."""
+    max_length: int | None = None
+    """Tokens per example of this task in training and evaluation (at most `encoder.max_length`); unset:
+    `encoder.max_length`. The pipeline reads every task in windows of `encoder.max_length`."""
     batch_size: int | None = None
     """Examples per batch of this task (per process); unset: `training.batch_size`. Short texts (SST-2
     phrases) train more examples per second in larger batches, since each step has a fixed cost."""
@@ -169,8 +172,11 @@ class TrainingConfig:
     """Write a resumable checkpoint every N steps."""
     keep_last: int = 2
     """Checkpoints to keep (oldest deleted first); 0 keeps them all."""
+    metric_for_best_model: str = "mean"
+    """What picks the best model (and what early stopping watches): `mean`, the mean of every task's main
+    metric; a task's name, its main metric (`ner`); or `TASK.METRIC`, any metric of one task (`ner.recall`)."""
     early_stopping_patience: int | None = None
-    """Stop after N evaluations without improvement of the aggregate metric; null never stops early."""
+    """Stop after N evaluations without improvement of `metric_for_best_model`; null never stops early."""
     log_every: int = 50
     """Log losses and the learning rate every N steps."""
     on_nonfinite_loss: Literal["stop", "skip"] = "stop"

@@ -30,6 +30,11 @@ def check_config(config: RunConfig) -> None:
             raise ConfigError(f"'{where}.labels' must list at least two distinct names, got {list(task.labels)}")
         if task.loss_weight < 0:
             raise ConfigError(f"'{where}.loss_weight' must be >= 0, got {task.loss_weight}")
+        if task.max_length is not None and not 8 <= task.max_length <= config.encoder.max_length:
+            raise ConfigError(
+                f"'{where}.max_length' must be between 8 and encoder.max_length ({config.encoder.max_length}), "
+                f"got {task.max_length}"
+            )
         if task.batch_size is not None and task.batch_size < 1:
             raise ConfigError(f"'{where}.batch_size' must be >= 1 or null, got {task.batch_size}")
     for task in config.tasks:
@@ -42,6 +47,12 @@ def check_config(config: RunConfig) -> None:
     if config.encoder.max_length < 8:
         raise ConfigError(f"'encoder.max_length' must be at least 8, got {config.encoder.max_length}")
     _check_sampling(config.sampling, names)
+    selection = config.training.metric_for_best_model
+    if selection != "mean" and selection.partition(".")[0] not in names:
+        raise ConfigError(
+            f"'training.metric_for_best_model' is '{selection}'; expected 'mean', a task name "
+            f"({', '.join(names)}) or TASK.METRIC"
+        )
     _check_training(config.training)
     _check_sharing(config)
 

@@ -78,7 +78,8 @@ def _card_body(
     ]
     for task in tasks:
         labels = ", ".join(task["labels"]) if task["labels"] else "a real value"
-        lines.append(f"| {task['name']} | {task['kind']} | {labels} | {datasets[task['name']]} |")
+        kind = task["kind"] + (" (sentence pairs)" if task.get("pairs") else "")
+        lines.append(f"| {task['name']} | {kind} | {labels} | {datasets[task['name']]} |")
     if best:
         lines += [
             "",
@@ -101,6 +102,15 @@ def _card_body(
         f'pipeline = MultiTaskPipeline.from_pretrained("{name}")',
         'pipeline("Peter Blackburn loved the new film he saw in Brussels.")',
         "# one dict per text, keyed by task: " + ", ".join(_answer_shape(task) for task in tasks),
+    ]
+    pair_tasks = [task["name"] for task in tasks if task.get("pairs")]
+    if pair_tasks:
+        lines += [
+            'pipeline(("A man is playing a flute.", "A man plays music."))',
+            f"# a (text, text_pair) input: {', '.join(pair_tasks)} read both texts, the other tasks the first;"
+            " a plain text gets every task but these",
+        ]
+    lines += [
         "```",
     ]
     if with_code:

@@ -1,5 +1,6 @@
 """Model selection during training: score every task's validation rows, log the scores, keep the best
-model folder (by the mean of the main metrics), and tell the loop when early stopping says to stop."""
+model folder (by `training.metric_for_best_model`: the mean of the main metrics unless set), and tell the
+loop when early stopping says to stop."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from tqdm.auto import tqdm
 from hfmtl.checkpoint import TrainerState
 from hfmtl.config import RunConfig
 from hfmtl.data.collate import Collator
+from hfmtl.errors import ConfigError
 from hfmtl.evaluation import EvalSet, evaluate_tasks
 from hfmtl.metrics import aggregate, format_main_metrics
 from hfmtl.model_dir import MODEL_DIR, save_model_dir
 from hfmtl.modeling import MultiTaskModel
 from hfmtl.records import MetricsLog, numeric_leaves
+from hfmtl.tasks import main_metric
 
 
 @dataclass
@@ -41,19 +44,38 @@ class ModelSelection:
             self.model, self.sets, self.collator, accelerator, training.eval_batch_size, tune_thresholds=tuned
         )
         metrics = {task: result.metrics for task, result in results.items()}
-        score = aggregate(metrics, kinds)
-        record = {"step": progress.step, "eval": metrics, "aggregate": score, "train_seconds": progress.train_seconds}
+        mean = aggregate(metrics, kinds)
+        score = selection_score(training.metric_for_best_model, metrics, kinds)
+        record = {"step": progress.step, "eval": metrics, "aggregate": mean, "train_seconds": progress.train_seconds}
         self.log.write(record)
         accelerator.log(numeric_leaves({"eval": metrics, "eval/aggregate": score}), step=progress.step)
         if accelerator.is_local_main_process:
-            tqdm.write(f"step {progress.step}: aggregate {score:.4f} ({format_main_metrics(metrics, kinds)})")
+            tqdm.write(f"step {progress.step}: aggregate {mean:.4f} ({format_main_metrics(metrics, kinds)})")
         if progress.best_aggregate is None or score > progress.best_aggregate:
             progress.best_aggregate, progress.best_step, progress.best_metrics = score, progress.step, metrics
             progress.evaluations_without_improvement = 0
             if accelerator.is_main_process:
-                best = {"step": progress.step, "aggregate": score, "metrics": metrics}
+                best = {"step": progress.step, "aggregate": mean, "metrics": metrics}
+                if training.metric_for_best_model != "mean":
+                    best["selected_by"] = {"metric": training.metric_for_best_model, "value": score}
                 save_model_dir(self.model, self.tokenizer, Path(self.config.output_dir) / MODEL_DIR, self.config, best)
         else:
             progress.evaluations_without_improvement += 1
         patience = training.early_stopping_patience
         return patience is not None and progress.evaluations_without_improvement >= patience
+
+
+def selection_score(selection: str, metrics: dict[str, dict[str, Any]], kinds: dict[str, str]) -> float:
+    """The number `training.metric_for_best_model` names in one evaluation's metrics (higher is better)."""
+    if selection == "mean":
+        return aggregate(metrics, kinds)
+    task, _, name = selection.partition(".")
+    name = name or main_metric(kinds[task])
+    value = metrics[task].get(name)
+    if not isinstance(value, (int, float)):
+        numbers = [key for key, v in metrics[task].items() if isinstance(v, (int, float))]
+        raise ConfigError(
+            f"'training.metric_for_best_model' names '{name}' of task '{task}', which is not one of its metrics "
+            f"({', '.join(numbers)})"
+        )
+    return float(value)

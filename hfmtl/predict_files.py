@@ -25,6 +25,7 @@ def predict_to_stream(
     input_path: str | Path | None = None,
     output_path: str | Path | None = None,
     text_field: str = "text",
+    text_pair_field: str | None = None,
     batch_size: int = 32,
     device: str | None = None,
     dtype: str | None = None,
@@ -47,16 +48,17 @@ def predict_to_stream(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
     )
-    items = list(texts) + (read_texts(Path(input_path), text_field) if input_path else [])
+    items = list(texts) + (read_texts(Path(input_path), text_field, text_pair_field) if input_path else [])
     output: TextIO = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout  # noqa: SIM115
     try:
         chunk = batch_size * 8  # enough per call for length-sorted batches; small enough for steady progress
         with tqdm(total=len(items), unit="text", disable=output_path is None) as bar:
             for start in range(0, len(items), chunk):
-                for text, answer in zip(
+                for item, answer in zip(
                     items[start : start + chunk], pipeline(items[start : start + chunk]), strict=True
                 ):
-                    output.write(json.dumps({"text": text, **answer}, ensure_ascii=False) + "\n")
+                    shown = {"text": item[0], "text_pair": item[1]} if isinstance(item, tuple) else {"text": item}
+                    output.write(json.dumps({**shown, **answer}, ensure_ascii=False) + "\n")
                 bar.update(min(chunk, len(items) - start))
     finally:
         if output_path:
@@ -67,33 +69,41 @@ def predict_to_stream(
 INPUT_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
 
 
-def read_texts(path: Path, text_field: str) -> list[str]:
+def read_texts(path: Path, text_field: str, text_pair_field: str | None = None) -> list[Any]:
     """The texts of an input file, read as what its suffix says: .txt (one text per non-empty line), .jsonl
     (the `text_field` of each object), .json (a list of strings, or of objects with `text_field`), .csv/.tsv
-    (the `text_field` column). Every text must be non-empty; errors name the file and line (from 1)."""
+    (the `text_field` column). With `text_pair_field`, each item is a `(text, text_pair)` pair read from the
+    two fields (files with fields only). Every text must be non-empty; errors name the file and line (from 1)."""
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
         raise DataError(f"{path}: --input reads {', '.join(INPUT_SUFFIXES)} files, not '{suffix or 'no suffix'}'")
+    if text_pair_field is not None and suffix == ".txt":
+        raise DataError(f"{path}: --text-pair-field needs a file with fields (.jsonl, .json, .csv, .tsv), not .txt")
     if suffix == ".txt":
         text = read_text_file(path)
         texts = [
             (f"{path}:{n}", line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()
         ]
     elif suffix == ".json":
-        texts = _json_texts(path, text_field)
+        texts = _json_texts(path, text_field, text_pair_field)
     else:
         rows = read_rows(path, SUFFIX_FORMATS[suffix])
-        texts = [(where, _field(record, text_field, where)) for where, record in rows]
+        texts = [(where, _item(record, text_field, text_pair_field, where)) for where, record in rows]
     if not texts:
         raise DataError(f"{path}: no texts to predict on")
-    problems = [f"{where}: the text is empty or only whitespace" for where, text in texts if not text.strip()]
+    problems = [
+        f"{where}: the {name} is empty or only whitespace"
+        for where, item in texts
+        for name, text in zip(("text", "text_pair"), item if isinstance(item, tuple) else (item,), strict=False)
+        if not text.strip()
+    ]
     raise_problems(problems, f"texts of {path} cannot be used")
-    return [text for _, text in texts]
+    return [item for _, item in texts]
 
 
-def _json_texts(path: Path, text_field: str) -> list[tuple[str, str]]:
+def _json_texts(path: Path, text_field: str, text_pair_field: str | None) -> list[tuple[str, Any]]:
     try:
         items = json.loads(read_text_file(path))
     except json.JSONDecodeError as error:
@@ -101,12 +111,23 @@ def _json_texts(path: Path, text_field: str) -> list[tuple[str, str]]:
     if not isinstance(items, list):
         raise DataError(f"{path}: expected a JSON list of texts (strings, or objects with '{text_field}')")
     return [
-        (f"{path}[{i + 1}]", item if isinstance(item, str) else _field(item, text_field, f"{path}[{i + 1}]"))
+        (
+            f"{path}[{i + 1}]",
+            item
+            if isinstance(item, str) and text_pair_field is None
+            else _item(item, text_field, text_pair_field, f"{path}[{i + 1}]"),
+        )
         for i, item in enumerate(items)
     ]
 
 
-def _field(record: Any, text_field: str, where: str) -> str:
-    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-        raise DataError(f"{where}: expected an object with a text field '{text_field}' (see --text-field)")
-    return record[text_field]
+def _item(record: Any, text_field: str, text_pair_field: str | None, where: str) -> str | tuple[str, str]:
+    """A record's text, or its (text, text_pair) when a pair field is named."""
+    text = _field(record, text_field, "--text-field", where)
+    return text if text_pair_field is None else (text, _field(record, text_pair_field, "--text-pair-field", where))
+
+
+def _field(record: Any, field: str, flag: str, where: str) -> str:
+    if not isinstance(record, dict) or not isinstance(record.get(field), str):
+        raise DataError(f"{where}: expected an object with a text field '{field}' (see {flag})")
+    return record[field]

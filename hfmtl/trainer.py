@@ -42,6 +42,7 @@ from hfmtl.optimization import build_optimizer, build_scheduler, rewind_schedule
 from hfmtl.precision import pad_multiple, with_resolved_precision
 from hfmtl.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
 from hfmtl.run_dir import earlier_run_files, locked_output_dir, remove_run_files
+from hfmtl.tasks import task_kind
 from hfmtl.train_step import StepResult, forward_backward, non_finite_flag, read_steps
 
 
@@ -97,6 +98,8 @@ def _train(
         if "validation" in s
     }
     model = build_model(config, {name: d.labels for name, d in data.items()})
+    for task in config.tasks:  # a kind may start its head from the training labels (resume restores weights)
+        task_kind(task.kind).init_head(model.heads[task.name], splits[task.name]["train"])
     weighting = build_loss_weighting(config)
     units = sampling_units(config)
     is_cuda = accelerator.device.type == "cuda"

@@ -5,7 +5,7 @@ import pytest
 from hfmtl.config import DataConfig, TaskConfig
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.data.readers import read_rows
-from hfmtl.errors import DataError
+from hfmtl.errors import ConfigError, DataError
 
 
 def sentiment(train="train.jsonl", validation=None, **fields):
@@ -196,3 +196,19 @@ def test_hub_datasets_keep_their_class_label_names(monkeypatch):
     data = load_task_data(task, "unused")
     assert data.labels == ("O", "B-PER", "I-PER")
     assert data.splits["train"]["tags"] == [[1, 2]]
+
+
+def test_a_task_max_length_cuts_that_task_only(tiny_tokenizer):
+    from hfmtl.config import load_config
+    from hfmtl.data.loading import load_all_tasks
+
+    config = load_config("configs/tiny.yaml", ["tasks.ner.max_length=8"])
+    data = load_all_tasks(config)
+    ner = tokenize_task(data["ner"], tiny_tokenizer, config.encoder.max_length)["train"]
+    sentiment = tokenize_task(data["sentiment"], tiny_tokenizer, config.encoder.max_length)["train"]
+    whole_ner = tiny_tokenizer(list(ner["tokens"]), is_split_into_words=True)["input_ids"]
+    assert max(map(len, ner["input_ids"])) == 8 < max(map(len, whole_ner))
+    assert list(sentiment["input_ids"]) == tiny_tokenizer(list(sentiment["text"]))["input_ids"]  # uncut
+    message = r"'tasks\.ner\.max_length' must be between 8 and encoder\.max_length \(64\), got 65"
+    with pytest.raises(ConfigError, match=message):
+        load_config("configs/tiny.yaml", ["tasks.ner.max_length=65"])

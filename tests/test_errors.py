@@ -304,6 +304,12 @@ CASES = [
     ),
     Case(
         "config",
+        "metric_for_best_model of no task",
+        lambda t, r: ["data", config_with(t, training__metric_for_best_model="pos.f1")],
+        "<tmp>/config.yaml: 'training.metric_for_best_model' is 'pos.f1'; expected 'mean', a task name (sentiment, ner, intensity, emotions, similarity) or TASK.METRIC",
+    ),
+    Case(
+        "config",
         "threshold outside (0, 1)",
         lambda t, r: ["data", config_with(t, tasks__emotions__threshold=1.5)],
         "<tmp>/config.yaml: 'tasks.emotions.threshold' must be a number between 0 and 1 (exclusive) or 'tuned', got 1.5",

@@ -51,6 +51,36 @@ def test_predict_reads_a_csv_by_its_column(trained, tmp_path, capsys):
     assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == TEXTS
 
 
+def test_predict_reads_sentence_pairs_from_two_fields(trained, tmp_path, capsys):
+    pairs = [("The film was awful .", "The plot was good ."), ("The cast was fine .", "The story was dull .")]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps({"a": a, "b": b}) + "\n" for a, b in pairs))
+    argv = ["predict", str(trained / "model"), "--input", str(tmp_path / "pairs.jsonl"), "--text-field", "a"]
+    assert main([*argv, "--text-pair-field", "b"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["text"], line["text_pair"]) for line in lines] == pairs
+    assert all(isinstance(line["similarity"], float) and "sentiment" in line for line in lines)
+    assert main(argv) == 0  # without the pair field: single texts, and no pair task answers
+    assert all("similarity" not in json.loads(line) for line in capsys.readouterr().out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("in.txt", "a\n", r"in\.txt: --text-pair-field needs a file with fields"),
+        (
+            "in.jsonl",
+            '{"a": "x"}\n',
+            r"in\.jsonl:1: expected an object with a text field 'b' \(see --text-pair-field\)",
+        ),
+        ("in.csv", "a,b\nx, \n", r"in\.csv:2: the text_pair is empty or only whitespace"),
+    ],
+)
+def test_unusable_pair_inputs_name_the_file_and_line(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_texts(tmp_path / name, "a", "b")
+
+
 def test_evaluate_refuses_a_repeated_data_option(trained, tmp_path, capsys):
     argv = ["evaluate", str(trained / "model"), "--data", "ner=a.conll", "--data", "ner=b.conll", "--debug"]
     with pytest.raises(ConfigError, match=r"--data gives task 'ner' twice \(a\.conll and b\.conll\)"):

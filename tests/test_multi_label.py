@@ -103,3 +103,13 @@ def test_a_saved_spec_with_bad_thresholds_is_named():
     assert "needs one threshold in (0, 1) per label" in KIND.check_spec(spec)
     assert KIND.check_spec(TaskSpec("emotions", "multi_label_classification", LABELS, thresholds=(0.5,))) is not None
     assert KIND.check_spec(TaskSpec("emotions", "multi_label_classification", LABELS)) is None
+
+
+def test_the_head_starts_at_each_label_s_prior():
+    from datasets import Dataset
+
+    head = MultiLabelHead(4, 3, "mean", 0.0)
+    rows = Dataset.from_dict({"labels": [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]})
+    KIND.init_head(head, rows)
+    assert torch.sigmoid(head.out.bias).tolist()[:2] == pytest.approx([0.75, 0.25], abs=1e-6)
+    assert torch.sigmoid(head.out.bias)[2].item() == pytest.approx(1e-4, rel=1e-3)  # never seen: clipped, finite

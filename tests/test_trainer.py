@@ -406,3 +406,22 @@ def test_training_time_in_the_log_leaves_evaluation_out(tmp_path, monkeypatch):
     seconds = [r["train_seconds"] for r in records if "eval" in r]
     assert len(seconds) == 3 and seconds[0] < 0.5 and seconds == sorted(seconds)
     assert seconds[-1] < wall - 3.0
+
+
+def test_metric_for_best_model_picks_the_best_evaluation_by_that_metric(tmp_path):
+    config = tiny(tmp_path, *SHORT, "training.metric_for_best_model=ner.recall", "training.eval_every=10")
+    result = train(config)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    recalls = {line["step"]: line["eval"]["ner"]["recall"] for line in log if "eval" in line}
+    best = json.loads((result.model_dir / "eval_results.json").read_text())
+    assert best["selected_by"] == {"metric": "ner.recall", "value": max(recalls.values())}
+    assert best["step"] == min(step for step, value in recalls.items() if value == max(recalls.values()))
+
+
+def test_metric_for_best_model_must_name_a_task_and_one_of_its_metrics(tmp_path):
+    with pytest.raises(ConfigError, match=r"'training\.metric_for_best_model' is 'pos\.f1'; expected 'mean', a task"):
+        tiny(tmp_path, "training.metric_for_best_model=pos.f1")
+    with pytest.raises(
+        ConfigError, match=r"names 'fscore' of task 'ner', which is not one of its metrics \(precision"
+    ):
+        train(tiny(tmp_path, *SHORT, "training.metric_for_best_model=ner.fscore"))

@@ -126,8 +126,10 @@ def tokenize_task(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length
 def tokenize_split(
     task: TaskConfig, split: str, dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> Dataset:
-    """One split's examples with `input_ids` and `labels` added. Examples from the cache are tokenized into
-    their cache folder once per tokenizer and `max_length`; examples built in memory are not cached."""
+    """One split's examples with `input_ids` and `labels` added, cut at the task's own `max_length` when it
+    sets one, else at `max_length` (the encoder's). Examples from the cache are tokenized into their cache
+    folder once per tokenizer and length; examples built in memory are not cached."""
+    max_length = task.max_length or max_length
     options: dict[str, Any] = {
         "batched": True,
         "fn_kwargs": {"tokenizer": tokenizer, "max_length": max_length},

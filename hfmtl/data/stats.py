@@ -72,5 +72,6 @@ def describe_run_data(config: RunConfig) -> list[SplitStats]:
     for name, data in load_all_tasks(config).items():
         batch_size = task_batch_size(tasks[name], config.training)
         for split, dataset in tokenize_task(data, tokenizer, config.encoder.max_length).items():
-            stats.append(split_stats(name, split, dataset, config.encoder.max_length, batch_size, config.seed))
+            limit = data.task.max_length or config.encoder.max_length
+            stats.append(split_stats(name, split, dataset, limit, batch_size, config.seed))
     return stats

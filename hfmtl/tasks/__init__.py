@@ -2,12 +2,16 @@
 
 Adding a kind (what `multi_label_classification` needed):
 1. A module here with a class that follows `kind.TaskKind` (derive from `kind.TextKind` for one answer per
-   text): row checking and the stored label, tokenization, raw predictions from logits, metrics and the main
-   metric, the pipeline's answer, the model-card task type and the report's figure.
+   text, which also gives it sentence pairs): how a row's label is read and stored, raw predictions from
+   logits, scoring and the main metric, the pipeline's answer, the model-card task type, the report's figure.
 2. Its instance in `TASK_KINDS` below.
 3. Its head (and loss) in `heads.HEAD_TYPES`, keyed by the kind's name.
-4. A sample config under `configs/`, and the kind in `tests/kinds.py`, which the parametrized tests run over.
-5. Any config key only this kind reads (like `threshold`) on `TaskConfig`, checked in the kind's `check_config`.
+4. A task of the kind in `configs/tiny.yaml`, with tiny data from `scripts/make_tiny_assets.py`: every
+   integration test (train, resume, evaluate, report, predict, publish, pipeline) then runs it. Unit tests
+   of its rows, loss, metrics and answers beside `tests/test_multi_label.py`, and its bad inputs in
+   docs/errors.md (`tests/test_errors.py`). A sample config on the real data under `configs/`.
+5. Any config key only this kind reads (like `threshold`) on `TaskConfig`, checked in the kind's
+   `check_config`, and any setting the saved model needs (like `thresholds`) on `modeling.TaskSpec`.
 """
 
 from __future__ import annotations

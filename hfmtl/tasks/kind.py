@@ -117,6 +117,9 @@ class TaskKind(Protocol):
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
         """The report's figure for the task, as inline SVG."""
 
+    def init_head(self, head: Any, train: Dataset) -> None:
+        """Set a fresh head's starting weights from the tokenized training split, if the kind has a reason to."""
+
 
 def read_texts(record: Mapping[str, Any], task: TaskConfig, where: str) -> dict[str, str]:
     """A row's text, and its second text when the task reads pairs (`text_pair_column`)."""
@@ -155,6 +158,9 @@ def refuse_threshold(task: TaskConfig, where: str) -> None:
 class TextKind:
     """Shared behaviour of the kinds that answer once per text (classification, regression, multi-label):
     a text column in, one label per row, windows averaged in the pipeline."""
+
+    def init_head(self, head: Any, train: Dataset) -> None:
+        """The head's random initialisation is kept."""
 
     has_label_set = True
     default_label_column = "label"

@@ -19,6 +19,7 @@ from hfmtl.tasks.labels import label_id
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from datasets import Dataset
 
     from hfmtl.config import TaskConfig
     from hfmtl.modeling import TaskSpec
@@ -135,6 +136,19 @@ class MultiLabelClassification(TextKind):
             if p >= t
         ]
         return sorted(chosen, key=lambda answer: -answer["score"])
+
+    def init_head(self, head: Any, train: Dataset) -> None:
+        """Start each label's output bias at the log-odds of its frequency in the training rows, so that the
+        first prediction is the label prior, not 0.5. With AdamW a bias moves about one learning rate per
+        step: from 0 it would take most of a run (tens of thousands of steps at 5e-5) to reach the log-odds of
+        a rare label (-4 for 2 %), and until then the loss barely falls below the prior's."""
+        import numpy as np
+        import torch
+
+        frequency = np.asarray(train.with_format("numpy")["labels"], dtype=np.float64).mean(axis=0)
+        log_odds = np.log(np.clip(frequency, 1e-4, 1 - 1e-4) / np.clip(1 - frequency, 1e-4, 1))
+        with torch.no_grad():
+            head.out.bias.copy_(torch.as_tensor(log_odds, dtype=head.out.bias.dtype))
 
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
         from hfmtl.plots import bars_svg

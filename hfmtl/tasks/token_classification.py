@@ -161,6 +161,9 @@ class TokenClassification:
         f1 = {name: scores["f1"] for name, scores in metrics["per_type"].items()}
         return bars_svg(f1, f"{task}: F1 per entity type", "F1")
 
+    def init_head(self, head: Any, train: Dataset) -> None:
+        """The head's random initialisation is kept."""
+
 
 TOKEN_CLASSIFICATION = TokenClassification()
 
