@@ -45,7 +45,7 @@ ALLOWED_FILES = (
     RUN_CONFIG_FILE,
 )
 REMOTE_CODE_FILE = "modeling_hfmtl.py"
-REMOTE_CODE_HELPERS = ("heads.py", "encoder_code.py")
+REMOTE_CODE_HELPERS = ("model_config.py", "heads.py", "encoder_code.py")
 """The modules modeling.py imports, uploaded under their own names with `--with-code`."""
 
 

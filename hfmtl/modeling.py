@@ -1,7 +1,7 @@
 """MultiTaskModel: one shared encoder, one small head per task, saved and loaded as a transformers model.
 
-This file, `heads.py` and `encoder_code.py` import only torch, transformers and each other (relatively), so that
-all three can also be published as remote code.
+This file, `model_config.py` (the config and task specs), `heads.py` and `encoder_code.py` import only torch,
+transformers and each other (relatively), so that all four can also be published as remote code.
 The config carries the encoder's own config and every task's spec (kind, labels, pooling), so
 `MultiTaskModel.from_pretrained(dir_or_repo)` restores everything without the original encoder files. An encoder
 that ships its own modelling code has that code saved beside the weights; it runs only with `trust_remote_code=True`.
@@ -16,32 +16,15 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
-from .encoder_code import EncoderCode, build_encoder, encoder_config, own_code_classes, save_encoder_code
+from .encoder_code import EncoderCode, build_encoder, save_encoder_code
 from .heads import HEAD_TYPES  # relative, so that it resolves beside this file when published as remote code
+from .model_config import MultiTaskConfig, TaskSpec
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What the model needs to know about a task: its head's kind, its label names, how it pools."""
-
-    name: str
-    kind: str
-    labels: tuple[str, ...] | None = None
-    pooling: str = "mean"
-    layer: int | None = None
-    """The encoder layer the head reads (1 = the first); None: the top layer."""
-    thresholds: tuple[float, ...] | None = None
-    """Multi-label: each label's decision threshold; None: 0.5 for every label."""
-    pairs: bool = False
-    """The task reads a pair of texts (the tokenizer's text and text_pair)."""
-
-    @property
-    def num_outputs(self) -> int:
-        return 1 if self.labels is None else len(self.labels)
+__all__ = ["MultiTaskConfig", "MultiTaskModel", "TaskOutput", "TaskSpec", "register_auto_classes"]
 
 
 @dataclass
@@ -57,52 +40,6 @@ class TaskOutput(ModelOutput):
     regularizer: torch.Tensor | None = None
     """The soft-sharing penalty of the forward's tasks, times `soft_penalty`; kept out of `loss`/`losses` so that
     loss weights and loss trends see only the tasks' own losses. None without labels or without a penalty."""
-
-
-class MultiTaskConfig(PretrainedConfig):
-    """Config of a MultiTaskModel: the encoder's config as a dict, plus the task specs."""
-
-    model_type = "hfmtl"
-
-    def __init__(
-        self,
-        encoder: dict[str, Any] | None = None,
-        tasks: list[dict[str, Any]] | None = None,
-        encoder_name_or_path: str | None = None,
-        head_dropout: float = 0.1,
-        soft_layers: int = 0,
-        soft_penalty: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
-        self.encoder = encoder or {}
-        self.tasks = [dict(task, labels=list(task["labels"]) if task.get("labels") else None) for task in tasks or []]
-        self.encoder_name_or_path = encoder_name_or_path
-        self.head_dropout = head_dropout
-        self.soft_layers = soft_layers
-        self.soft_penalty = soft_penalty
-        super().__init__(**kwargs)
-
-    @property
-    def task_specs(self) -> list[TaskSpec]:
-        return [
-            TaskSpec(
-                **dict(
-                    t,
-                    labels=tuple(t["labels"]) if t["labels"] else None,
-                    thresholds=tuple(t["thresholds"]) if t.get("thresholds") else None,
-                )
-            )
-            for t in self.tasks
-        ]
-
-    @property
-    def encoder_auto_map(self) -> dict[str, str]:
-        """The encoder's own classes (`AutoConfig`/`AutoModel` → `module.Class`); empty for a built-in encoder."""
-        return own_code_classes(self.encoder)
-
-    def encoder_config(self, code: EncoderCode | None = None) -> PretrainedConfig:
-        """The encoder's config, rebuilt from its settings; an encoder with its own code needs `code`."""
-        return encoder_config(self.encoder, code)
 
 
 class MultiTaskModel(PreTrainedModel):

@@ -9,13 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import transformers
-from benchmark_peers import (  # scripts/ is on sys.path
-    matmul_peak,
-    peer_forwards,
-    peer_pipelines,
-    torch_dtype,
-    train_peer,
-)
+from benchmark_peer_serving import matmul_peak, peer_forwards, peer_pipelines, torch_dtype  # scripts/ is on sys.path
+from benchmark_peers import train_peer
 from benchmark_runs import hfmtl_settings, load_config_with, matched_settings, peer_settings, timed, train
 
 from hfmtl.config import RunConfig

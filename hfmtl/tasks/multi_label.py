@@ -145,7 +145,9 @@ class MultiLabelClassification(TextKind):
         import numpy as np
         import torch
 
-        frequency = np.asarray(train.with_format("numpy")["labels"], dtype=np.float64).mean(axis=0)
+        # Summed in chunks: the label matrix of a large corpus need not fit in memory at once.
+        chunks = train.select_columns(["labels"]).with_format("numpy").iter(batch_size=65536)
+        frequency = sum(chunk["labels"].astype(np.float64).sum(axis=0) for chunk in chunks) / len(train)
         log_odds = np.log(np.clip(frequency, 1e-4, 1 - 1e-4) / np.clip(1 - frequency, 1e-4, 1))
         with torch.no_grad():
             head.out.bias.copy_(torch.as_tensor(log_odds, dtype=head.out.bias.dtype))
