@@ -165,9 +165,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> None:
     from accelerate import PartialState
 
-    from hfmtl.config import load_config
-    from hfmtl.metrics import format_main_metrics
-    from hfmtl.trainer import train
+    from hfmtl.config.run_config import load_config
+    from hfmtl.evaluation.metrics import format_main_metrics
+    from hfmtl.train.trainer import train
 
     config = load_config(args.config, args.overrides)
     result = train(config, resume=args.resume, overwrite=args.overwrite, stop_at_step=args.stop_at)
@@ -183,8 +183,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     from accelerate import PartialState
 
     from hfmtl.errors import ConfigError
-    from hfmtl.metrics import format_main_metrics
-    from hfmtl.model_evaluation import evaluate_model_dir
+    from hfmtl.evaluation.evaluate_model import evaluate_model_dir
+    from hfmtl.evaluation.metrics import format_main_metrics
 
     data = {}
     for item in args.data:
@@ -213,7 +213,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from hfmtl.predict_files import predict_to_stream
+    from hfmtl.serve.predict_files import predict_to_stream
 
     predict_to_stream(
         args.model_dir,
@@ -231,7 +231,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _publish(args: argparse.Namespace) -> None:
-    from hfmtl.hub import publish
+    from hfmtl.hub.publish import publish
 
     result = publish(
         args.model_dir,
@@ -251,14 +251,14 @@ def _publish(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> None:
-    from hfmtl.config import load_config
-    from hfmtl.config_help import describe
+    from hfmtl.config.help import describe
+    from hfmtl.config.run_config import load_config
 
     print(describe(load_config(args.config, args.overrides)), end="")  # noqa: T201
 
 
 def _data(args: argparse.Namespace) -> None:
-    from hfmtl.config import load_config
+    from hfmtl.config.run_config import load_config
     from hfmtl.data.stats import describe_run_data, format_stats
 
     config = load_config(args.config, args.overrides)

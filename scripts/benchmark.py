@@ -23,7 +23,7 @@ Parts (all but `mfu` by default; `--parts` re-runs some and keeps the others' fi
   where every task is at or above its peer, over the peers' summed `train_runtime`.
 - `ner_raw_text`: NER F1 of MultiTaskPipeline on detokenized CoNLL validation sentences vs the word-level
   F1 of `hfmtl evaluate`, on the model of `time_to_quality` (else `quality`, else `--model-dir`).
-Every part runs in one precision, `--precision` resolved by hfmtl.precision for this device, for hfmtl and
+Every part runs in one precision, `--precision` resolved by hfmtl.train.precision for this device, for hfmtl and
 its peers alike. Throughput figures are medians over `--repeats`.
 """
 
@@ -47,9 +47,9 @@ from benchmark_speed import inference, model_flops_utilization, throughput
 from benchmark_table import table
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
-from hfmtl.config import RunConfig, load_config
+from hfmtl.config.run_config import RunConfig, load_config
 from hfmtl.errors import ConfigError
-from hfmtl.precision import PRECISIONS, resolve_mixed_precision
+from hfmtl.train.precision import PRECISIONS, resolve_mixed_precision
 
 PARTS = ("mfu", "train", "inference", "quality", "time_to_quality", "ner_raw_text")
 DEFAULT_PARTS = [part for part in PARTS if part != "mfu"]  # a BERT-base run is for a GPU
@@ -129,7 +129,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", help="where the config's data files are (default: the config's data_dir)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=DEFAULT_PARTS)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="resolved by hfmtl.precision")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="resolved by hfmtl.train.precision")
     parser.add_argument(
         "--batch-size", type=int, help="hfmtl's batch size and the matched peers' (default: the config's)"
     )

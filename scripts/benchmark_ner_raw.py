@@ -20,14 +20,14 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from hfmtl.config import RunConfig, TaskConfig, load_config
+from hfmtl.config.run_config import RunConfig, TaskConfig, load_config
 from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.errors import ConfigError
-from hfmtl.evaluation import evaluate_tasks, make_eval_set
-from hfmtl.model_dir import load_model_dir
-from hfmtl.pipeline import MultiTaskPipeline
-from hfmtl.words import split_words
+from hfmtl.evaluation.scoring import evaluate_tasks, make_eval_set
+from hfmtl.model.folder import load_model_dir
+from hfmtl.serve.pipeline import MultiTaskPipeline
+from hfmtl.serve.words import split_words
 
 NO_SPACE_BEFORE = frozenset({",", ".", ";", ":", "!", "?", ")", "]", "}", "%", "..."})
 """Words written right after the previous one (so are the clitics of `CLITICS`)."""

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-from hfmtl.config import RunConfig
-from hfmtl.encoder import resolve_encoder
+from hfmtl.config.run_config import RunConfig
+from hfmtl.model.encoder import resolve_encoder
 
 
 def torch_dtype(precision: str) -> torch.dtype:

@@ -24,12 +24,12 @@ from transformers import (
     TrainingArguments,
 )
 
-from hfmtl.config import RunConfig, TaskConfig
+from hfmtl.config.run_config import RunConfig, TaskConfig
 from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_task_data, tokenize_task
-from hfmtl.encoder import resolve_encoder
-from hfmtl.evaluation import EvalSet, evaluate_tasks
-from hfmtl.modeling import TaskOutput, TaskSpec
+from hfmtl.evaluation.scoring import EvalSet, evaluate_tasks
+from hfmtl.model.encoder import resolve_encoder
+from hfmtl.model.modeling import TaskOutput, TaskSpec
 from hfmtl.tasks import main_metric
 
 
@@ -45,7 +45,7 @@ class PeerSettings:
     """The Trainer's default."""
     max_length: int = 128
     precision: str = "no"
-    """The resolved precision, as hfmtl.precision gives it: no, fp16 or bf16."""
+    """The resolved precision, as hfmtl.train.precision gives it: no, fp16 or bf16."""
     sampling: str = "group_by_length"
     """`TrainingArguments.train_sampling_strategy`: group_by_length (length-grouped batches) or random."""
     seed: int = 42

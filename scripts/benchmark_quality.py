@@ -31,9 +31,9 @@ from benchmark_runs import (
     validation_overrides,
 )
 
-from hfmtl.config import RunConfig, TaskConfig, task_batch_size
-from hfmtl.records import read_metrics_log
+from hfmtl.config.run_config import RunConfig, TaskConfig, task_batch_size
 from hfmtl.tasks import main_metric
+from hfmtl.train.records import read_metrics_log
 
 
 def quality(base: RunConfig, steps: int, work: Path, *, quick: bool) -> dict[str, Any]:

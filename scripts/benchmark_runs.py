@@ -11,13 +11,13 @@ from benchmark_peers import (  # scripts/ is on sys.path
     PeerSettings,
 )
 
-from hfmtl.config import RunConfig, TaskConfig, config_from_dict, config_to_dict, task_batch_size
+from hfmtl.config.parsing import apply_override
+from hfmtl.config.run_config import RunConfig, TaskConfig, config_from_dict, config_to_dict, task_batch_size
 from hfmtl.data.loading import load_all_tasks, tokenize_task
-from hfmtl.dataclass_parsing import apply_override
-from hfmtl.encoder import load_tokenizer
-from hfmtl.evaluation import EvalSet, make_eval_set
-from hfmtl.trainer import TrainResult
-from hfmtl.trainer import train as train_hfmtl
+from hfmtl.evaluation.scoring import EvalSet, make_eval_set
+from hfmtl.model.encoder import load_tokenizer
+from hfmtl.train.trainer import TrainResult
+from hfmtl.train.trainer import train as train_hfmtl
 
 QUICK_TRAIN_ROWS = 4000
 QUICK_VALIDATION_ROWS = 500

@@ -13,11 +13,11 @@ from benchmark_peer_serving import matmul_peak, peer_forwards, peer_pipelines, t
 from benchmark_peers import train_peer
 from benchmark_runs import hfmtl_settings, load_config_with, matched_settings, peer_settings, timed, train
 
-from hfmtl.config import RunConfig
+from hfmtl.config.run_config import RunConfig
 from hfmtl.data.loading import load_all_tasks
-from hfmtl.encoder import build_model, load_tokenizer, resolve_encoder
-from hfmtl.pipeline import MultiTaskPipeline
-from hfmtl.records import read_metrics_log
+from hfmtl.model.encoder import build_model, load_tokenizer, resolve_encoder
+from hfmtl.serve.pipeline import MultiTaskPipeline
+from hfmtl.train.records import read_metrics_log
 
 
 def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
-from hfmtl.config import load_config
+from hfmtl.config.run_config import load_config
 from hfmtl.tasks import main_metric
-from hfmtl.trainer import train
+from hfmtl.train.trainer import train
 
 
 def variants(ner_layer: int) -> dict[str, list[str]]:

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from hfmtl.atomic import write_text_atomic
-from hfmtl.config import load_config, task_batch_size
+from hfmtl.config.run_config import load_config, task_batch_size
 from hfmtl.data.batching import cross_process_padding_efficiency, length_grouped_batches, padding_efficiency
 from hfmtl.data.loading import load_all_tasks, tokenize_task
-from hfmtl.encoder import load_tokenizer
+from hfmtl.model.encoder import load_tokenizer
 
 PROCESS_COUNTS = (2, 4, 8)
 

@@ -26,7 +26,7 @@ def _run_from_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from hfmtl.config import load_config
+    from hfmtl.config.run_config import load_config
 
     return load_config(REPO / "configs" / "tiny.yaml")
 
@@ -34,8 +34,8 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A tiny model trained just long enough to make non-trivial predictions (its run folder)."""
-    from hfmtl.config import load_config
-    from hfmtl.trainer import train
+    from hfmtl.config.run_config import load_config
+    from hfmtl.train.trainer import train
 
     output_dir = tmp_path_factory.mktemp("trained") / "run"
     overrides = [f"output_dir={output_dir}", "training.max_steps=400", "training.eval_every=400"]
@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_config):
-    from hfmtl.encoder import load_tokenizer
+    from hfmtl.model.encoder import load_tokenizer
 
     return load_tokenizer(tiny_config.encoder)
 

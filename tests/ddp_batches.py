@@ -11,7 +11,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import torch.distributed as dist  # noqa: E402
 
-from hfmtl.config import SamplingConfig  # noqa: E402
+from hfmtl.config.run_config import SamplingConfig  # noqa: E402
 from hfmtl.data.arrays import RowArrays  # noqa: E402
 from hfmtl.data.collate import Collator  # noqa: E402
 from hfmtl.data.sampling import MultiTaskLoader  # noqa: E402

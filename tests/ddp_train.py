@@ -9,8 +9,8 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from hfmtl.config import load_config  # noqa: E402
-from hfmtl.trainer import train  # noqa: E402
+from hfmtl.config.run_config import load_config  # noqa: E402
+from hfmtl.train.trainer import train  # noqa: E402
 
 output_dir = sys.argv[1]
 # Two micro-batches per step exercise DDP's no_sync path, with unused heads, across processes.

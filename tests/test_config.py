@@ -3,7 +3,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hfmtl.config import RunConfig, config_from_dict, config_to_dict, load_config, save_config, task_batch_size
+from hfmtl.config.run_config import (
+    RunConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+    task_batch_size,
+)
 from hfmtl.errors import ConfigError
 from hfmtl.tasks import TASK_KINDS
 
@@ -163,7 +170,7 @@ def test_loading_a_config_imports_neither_torch_nor_transformers():
     import sys
 
     code = (
-        "import sys; from hfmtl.config import load_config; load_config('configs/quickstart.yaml'); "
+        "import sys; from hfmtl.config.run_config import load_config; load_config('configs/quickstart.yaml'); "
         "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'numpy') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
@@ -172,7 +179,7 @@ def test_loading_a_config_imports_neither_torch_nor_transformers():
 
 def test_hfmtl_config_prints_every_field_with_its_meaning_as_yaml_that_loads_back(capsys):
     from hfmtl.cli import main
-    from hfmtl.config_help import CONFIG_CLASSES, field_help
+    from hfmtl.config.help import CONFIG_CLASSES, field_help
 
     for cls in CONFIG_CLASSES:  # every field has its meaning written, so `hfmtl config` shows it
         assert all(info.meaning for info in field_help(cls).values()), cls.__name__

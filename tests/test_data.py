@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.config.run_config import DataConfig, TaskConfig
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.data.readers import read_rows
 from hfmtl.errors import ConfigError, DataError
@@ -199,7 +199,7 @@ def test_hub_datasets_keep_their_class_label_names(monkeypatch):
 
 
 def test_a_task_max_length_cuts_that_task_only(tiny_tokenizer):
-    from hfmtl.config import load_config
+    from hfmtl.config.run_config import load_config
     from hfmtl.data.loading import load_all_tasks
 
     config = load_config("configs/tiny.yaml", ["tasks.ner.max_length=8"])

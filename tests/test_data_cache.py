@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.config.run_config import DataConfig, TaskConfig
 from hfmtl.data import loading
 from hfmtl.data.loading import load_task_data, tokenize_task
 from hfmtl.errors import DataError

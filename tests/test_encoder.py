@@ -1,8 +1,8 @@
 import pytest
 
-from hfmtl.config import EncoderConfig
-from hfmtl.encoder import load_tokenizer, resolve_encoder
+from hfmtl.config.run_config import EncoderConfig
 from hfmtl.errors import ModelLoadError
+from hfmtl.model.encoder import load_tokenizer, resolve_encoder
 
 
 def test_hub_ids_pass_through_and_local_folders_resolve(tmp_path):
@@ -58,7 +58,7 @@ def test_an_encoder_s_own_code_never_runs_unless_asked(tmp_path, tiny_config):
     import json
     import shutil
 
-    from hfmtl.encoder import build_model
+    from hfmtl.model.encoder import build_model
 
     folder = tmp_path / "encoder"
     shutil.copytree("tests/assets/tiny/encoder", folder)
@@ -139,10 +139,10 @@ def test_an_encoder_with_its_own_code_builds_trains_saves_and_reloads_when_trust
     import torch
     from safetensors.torch import load_file
 
-    from hfmtl.encoder import build_model
-    from hfmtl.model_dir import load_model_dir, save_model_dir
-    from hfmtl.modeling import MultiTaskModel
-    from hfmtl.optimization import build_optimizer
+    from hfmtl.model.encoder import build_model
+    from hfmtl.model.folder import load_model_dir, save_model_dir
+    from hfmtl.model.modeling import MultiTaskModel
+    from hfmtl.train.optimization import build_optimizer
 
     marker = tmp_path / "the-code-ran"
     folder = write_own_code_encoder(tmp_path / "tinyenc", marker)
@@ -180,7 +180,7 @@ def test_an_encoder_with_its_own_code_builds_trains_saves_and_reloads_when_trust
     model_dir = tmp_path / "run" / "model"
     save_model_dir(model.eval(), tokenizer, model_dir, config, None)
     assert {"configuration_tinyenc.py", "modeling_tinyenc.py"} <= {path.name for path in model_dir.iterdir()}
-    from hfmtl.hub import upload_plan
+    from hfmtl.hub.publish import upload_plan
 
     assert {"configuration_tinyenc.py", "modeling_tinyenc.py"} <= set(upload_plan(model_dir, "me/tinyenc"))
     shutil.rmtree(folder)  # the model folder carries everything it needs

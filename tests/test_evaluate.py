@@ -9,7 +9,7 @@ from seqeval.metrics import f1_score
 
 from hfmtl.cli import main
 from hfmtl.errors import ConfigError, DataError, ModelLoadError
-from hfmtl.model_evaluation import evaluate_model_dir
+from hfmtl.evaluation.evaluate_model import evaluate_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -171,8 +171,8 @@ def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config
 
     from hfmtl.data.collate import Collator
     from hfmtl.data.loading import tokenize_split
-    from hfmtl.encoder import build_model
-    from hfmtl.evaluation import evaluate_tasks, make_eval_set
+    from hfmtl.evaluation.scoring import evaluate_tasks, make_eval_set
+    from hfmtl.model.encoder import build_model
 
     tags = ("O",) + tuple(f"B-P{position}" for position in range(1, 64))
     model = build_model(

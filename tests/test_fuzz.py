@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.config.run_config import DataConfig, TaskConfig
 from hfmtl.data.loading import load_task_data
 from hfmtl.errors import DataError, InputError
-from hfmtl.pipeline import MultiTaskPipeline
-from hfmtl.words import split_words
+from hfmtl.serve.pipeline import MultiTaskPipeline
+from hfmtl.serve.words import split_words
 
 # Letters of several scripts, digits, punctuation, emoji, combining marks, control and odd space characters.
 ALPHABET = st.characters(
@@ -147,7 +147,7 @@ def test_a_model_folder_missing_any_tensor_or_config_key_is_refused(tmp_path_fac
     from safetensors.torch import save_file
 
     from hfmtl.errors import ModelLoadError
-    from hfmtl.model_dir import load_model_dir
+    from hfmtl.model.folder import load_model_dir
 
     config, weights = model_files
     folder = tmp_path_factory.mktemp("fuzz") / "model"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hfmtl.config import load_config
-from hfmtl.trainer import train
+from hfmtl.config.run_config import load_config
+from hfmtl.train.trainer import train
 
 pytestmark = [
     pytest.mark.gpu,

@@ -13,8 +13,8 @@ from hub_server import FakeHub
 from huggingface_hub import ModelCard, snapshot_download
 
 from hfmtl.errors import ConfigError, ModelLoadError
-from hfmtl.hub import ALLOWED_FILES, publish
-from hfmtl.pipeline import MultiTaskPipeline
+from hfmtl.hub.publish import ALLOWED_FILES, publish
+from hfmtl.serve.pipeline import MultiTaskPipeline
 
 TOKEN = "hf_test_secret_token_123"
 REPO = Path(__file__).resolve().parent.parent
@@ -119,7 +119,10 @@ print(json.dumps({"module": type(model).__module__, **{task: out.tolist() for ta
 """
 
 
-def test_published_with_code_transformers_alone_loads_it(model_dir, hub, tmp_path):
+@pytest.mark.parametrize("written_by", ["this version", "hfmtl 0.1.0, flat layout"])
+def test_published_with_code_transformers_alone_loads_it(written_by, model_dir, hub, tmp_path):
+    if written_by != "this version":  # today's code published beside weights and config an older layout wrote
+        model_dir = shutil.copytree(REPO / "tests/assets/tiny/model-0.1.0", tmp_path / "old-model")
     publish(model_dir, "me/tiny-mtl", with_code=True)
     folder = snapshot_download("me/tiny-mtl", local_dir=tmp_path / "download")
     assert (Path(folder) / "modeling_hfmtl.py").is_file()

@@ -7,7 +7,7 @@ import yaml
 
 from hfmtl.cli import main
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.predict_files import read_texts
+from hfmtl.serve.predict_files import read_texts
 
 TEXTS = ["A warm, funny film.", "Jane Smith hated it.", "Paris in the rain"]
 
@@ -88,7 +88,7 @@ def test_evaluate_refuses_a_repeated_data_option(trained, tmp_path, capsys):
 
 
 def test_evaluate_refuses_config_tasks_the_model_lacks(trained, tmp_path):
-    from hfmtl.model_evaluation import evaluate_model_dir
+    from hfmtl.evaluation.evaluate_model import evaluate_model_dir
 
     config = yaml.safe_load((trained / "run_config.yaml").read_text())
     next(task for task in config["tasks"] if task["name"] == "intensity")["name"] = "strength"

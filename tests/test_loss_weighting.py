@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hfmtl.loss_weighting import UncertaintyWeighting
+from hfmtl.train.loss_weighting import UncertaintyWeighting
 
 
 def test_uncertainty_keeps_the_ratio_of_static_weights_at_its_optimum():

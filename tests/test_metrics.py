@@ -7,7 +7,7 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.metrics import f1_score as sk_f1
 
-from hfmtl.metrics import TaskMetric, aggregate, compute_metrics
+from hfmtl.evaluation.metrics import TaskMetric, aggregate, compute_metrics
 
 
 def test_classification_by_hand_and_against_sklearn():

@@ -7,8 +7,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from hfmtl.errors import ModelLoadError
-from hfmtl.hub import publish
-from hfmtl.model_dir import load_model_dir
+from hfmtl.hub.publish import publish
+from hfmtl.model.folder import load_model_dir
 
 
 @pytest.fixture

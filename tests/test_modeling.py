@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hfmtl.encoder import build_model
-from hfmtl.modeling import MultiTaskModel, register_auto_classes
+from hfmtl.model.encoder import build_model
+from hfmtl.model.modeling import MultiTaskModel, register_auto_classes
 
 LABELS = {
     "sentiment": ("negative", "positive"),
@@ -103,10 +103,10 @@ def test_modeling_imports_only_torch_and_transformers():
     import sys
     from pathlib import Path
 
-    import hfmtl.modeling
-    from hfmtl.hub import REMOTE_CODE_HELPERS
+    import hfmtl.model.modeling
+    from hfmtl.hub.publish import REMOTE_CODE_HELPERS
 
-    folder = Path(hfmtl.modeling.__file__).parent
+    folder = Path(hfmtl.model.modeling.__file__).parent
     roots, relative = set(), set()
     for name in ("modeling.py", *REMOTE_CODE_HELPERS):
         for node in ast.walk(ast.parse((folder / name).read_text())):

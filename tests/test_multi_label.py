@@ -5,11 +5,11 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.config.run_config import DataConfig, TaskConfig
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.heads import MultiLabelHead
-from hfmtl.metrics import compute_metrics
-from hfmtl.modeling import TaskSpec
+from hfmtl.evaluation.metrics import compute_metrics
+from hfmtl.model.heads import MultiLabelHead
+from hfmtl.model.modeling import TaskSpec
 from hfmtl.tasks.kind import EvalSet
 from hfmtl.tasks.multi_label import MULTI_LABEL_CLASSIFICATION as KIND
 from hfmtl.tasks.multi_label import tune_thresholds, tuned_spec

@@ -5,8 +5,8 @@ import torch
 
 from hfmtl.cli import main
 from hfmtl.errors import InputError
-from hfmtl.pipeline import MultiTaskPipeline
-from hfmtl.words import split_words
+from hfmtl.serve.pipeline import MultiTaskPipeline
+from hfmtl.serve.words import split_words
 
 TEXTS = [
     "Anna met officials of Reuters in Paris .",

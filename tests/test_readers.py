@@ -2,7 +2,7 @@
 
 import pytest
 
-from hfmtl.config import DataConfig, TaskConfig
+from hfmtl.config.run_config import DataConfig, TaskConfig
 from hfmtl.data.loading import load_task_data
 from hfmtl.data.readers import iter_rows, read_rows
 from hfmtl.errors import DataError

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hfmtl.config import load_config
+from hfmtl.config.run_config import load_config
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.records import MetricsLog, read_metrics_log
-from hfmtl.run_dir import LOCK_FILE, earlier_run_files, locked_output_dir
-from hfmtl.trainer import train
+from hfmtl.train.records import MetricsLog, read_metrics_log
+from hfmtl.train.run_dir import LOCK_FILE, earlier_run_files, locked_output_dir
+from hfmtl.train.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT = ["training.max_steps=4", "training.warmup_steps=0", "training.eval_every=1000", "training.save_every=1000"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import run_two_processes
 
-from hfmtl.config import SamplingConfig
+from hfmtl.config.run_config import SamplingConfig
 from hfmtl.data.arrays import RowArrays
 from hfmtl.data.batching import cross_process_padding_efficiency, length_grouped_batches
 from hfmtl.data.collate import Collator

@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hfmtl.config import load_config
-from hfmtl.encoder import build_model
+from hfmtl.config.run_config import load_config
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.loss_weighting import DynamicWeightAverage, UncertaintyWeighting
-from hfmtl.modeling import MultiTaskModel
-from hfmtl.optimization import build_optimizer
-from hfmtl.trainer import train
+from hfmtl.model.encoder import build_model
+from hfmtl.model.modeling import MultiTaskModel
+from hfmtl.train.loss_weighting import DynamicWeightAverage, UncertaintyWeighting
+from hfmtl.train.optimization import build_optimizer
+from hfmtl.train.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 LABELS = {"sentiment": ("negative", "positive"), "ner": ("O", "B-PER", "I-PER"), "intensity": None}

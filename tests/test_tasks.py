@@ -4,7 +4,7 @@ import torch
 
 from hfmtl.data.batching import length_grouped_batches, padding_efficiency, random_batches
 from hfmtl.data.collate import Collator
-from hfmtl.modeling import TaskSpec
+from hfmtl.model.modeling import TaskSpec
 from hfmtl.tasks import TASK_KINDS
 from hfmtl.tasks.classification import CLASSIFICATION
 from hfmtl.tasks.labels import infer_labels, label_id
@@ -89,7 +89,7 @@ def test_padding_efficiency_by_hand_and_length_grouping():
 
 
 def test_every_kind_follows_the_protocol():
-    from hfmtl.heads import HEAD_TYPES
+    from hfmtl.model.heads import HEAD_TYPES
     from hfmtl.tasks.kind import TaskKind
 
     for name, kind in TASK_KINDS.items():

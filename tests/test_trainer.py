@@ -10,12 +10,12 @@ from conftest import run_two_processes
 from safetensors.torch import load_file
 
 from hfmtl.cli import main
-from hfmtl.config import load_config
-from hfmtl.encoder import build_model
+from hfmtl.config.run_config import load_config
 from hfmtl.errors import ConfigError
-from hfmtl.modeling import MultiTaskModel
-from hfmtl.optimization import build_optimizer
-from hfmtl.trainer import NonFiniteLossError, train
+from hfmtl.model.encoder import build_model
+from hfmtl.model.modeling import MultiTaskModel
+from hfmtl.train.optimization import build_optimizer
+from hfmtl.train.trainer import NonFiniteLossError, train
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT = ["training.max_steps=40", "training.eval_every=20", "training.save_every=20", "training.log_every=5"]
@@ -149,7 +149,7 @@ def test_resume_refuses_another_process_count_or_task_order(tmp_path):
     state_file = tmp_path / "run" / "checkpoints" / "checkpoint-0000020" / "trainer_state.json"
     state = json.loads(state_file.read_text())
     state_file.write_text(json.dumps({**state, "num_processes": 2, "task_order": ["ner", "sentiment", "intensity"]}))
-    from hfmtl.checkpoint import MANIFEST, file_digests  # re-sign the edit, or it reads as damage
+    from hfmtl.train.checkpoint import MANIFEST, file_digests  # re-sign the edit, or it reads as damage
 
     folder = state_file.parent
     (folder / MANIFEST).write_text(json.dumps({"step": 20, "files": file_digests(folder)}))
@@ -232,7 +232,7 @@ def test_non_finite_batches_can_be_skipped(tmp_path):
     losses = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert not any("loss/intensity" in line for line in losses)  # skipped batches are not logged as losses
     # The schedule counts applied updates only: 40 steps with n skipped end where 40 - n updates do.
-    from hfmtl.optimization import build_scheduler
+    from hfmtl.train.optimization import build_scheduler
 
     applied = 40 - result.tasks.count("intensity")
     parameter = torch.nn.Parameter(torch.zeros(1))
@@ -328,7 +328,7 @@ def test_a_damaged_checkpoint_is_detected_and_resume_falls_back_to_an_intact_one
 
 
 def test_a_non_finite_loss_after_a_checkpoint_leaves_that_checkpoint_intact(tmp_path):
-    from hfmtl.checkpoint import checkpoint_problem, find_latest_checkpoint
+    from hfmtl.train.checkpoint import checkpoint_problem, find_latest_checkpoint
 
     data = overflowing_intensity(tmp_path)
     config = tiny(
@@ -372,7 +372,7 @@ def test_a_non_finite_step_is_reported_with_its_own_number_at_the_next_log_step(
 def test_auto_precision_is_resolved_and_recorded(tmp_path, monkeypatch):
     import yaml
 
-    from hfmtl import precision
+    from hfmtl.train import precision
 
     expected = precision.resolve_mixed_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
     train(tiny(tmp_path, *SHORT, "training.max_steps=2", "training.warmup_steps=0", "training.eval_every=1000"))
@@ -391,7 +391,7 @@ def test_auto_precision_is_resolved_and_recorded(tmp_path, monkeypatch):
 def test_training_time_in_the_log_leaves_evaluation_out(tmp_path, monkeypatch):
     import time
 
-    from hfmtl import model_selection
+    from hfmtl.train import selection as model_selection
 
     def slow_evaluation(*args, **kwargs):
         time.sleep(1.0)

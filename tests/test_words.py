@@ -9,7 +9,7 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hfmtl.words import split_words
+from hfmtl.serve.words import split_words
 
 REPO = Path(__file__).resolve().parent.parent
 

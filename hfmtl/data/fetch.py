@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hfmtl.config import RunConfig
+from hfmtl.config.run_config import RunConfig
 from hfmtl.data.loading import resolve_data_path
 from hfmtl.errors import DataError
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
-from hfmtl.config import RunConfig, SamplingConfig, task_batch_size
+from hfmtl.config.run_config import RunConfig, SamplingConfig, task_batch_size
 from hfmtl.data.arrays import RowArrays
 from hfmtl.errors import DataError
 

@@ -12,7 +12,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from hfmtl.config import DataConfig, RunConfig, TaskConfig
+from hfmtl.config.run_config import DataConfig, RunConfig, TaskConfig
 from hfmtl.data.cache import (
     cache_root,
     cache_writes,

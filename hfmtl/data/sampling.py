@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hfmtl.config import SamplingConfig
+from hfmtl.config.run_config import SamplingConfig
 from hfmtl.data.arrays import RowArrays
 from hfmtl.data.batching import length_grouped_batches, random_batches
 from hfmtl.data.collate import Collator

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset
 
-from hfmtl.config import RunConfig, task_batch_size
+from hfmtl.config.run_config import RunConfig, task_batch_size
 from hfmtl.data.batching import length_grouped_batches, padding_efficiency, random_batches
 from hfmtl.data.loading import load_all_tasks, tokenize_task
-from hfmtl.encoder import load_tokenizer
+from hfmtl.model.encoder import load_tokenizer
 
 
 @dataclass(frozen=True)

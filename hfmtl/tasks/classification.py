@@ -11,8 +11,8 @@ from hfmtl.tasks.labels import label_id
 if TYPE_CHECKING:
     import torch
 
-    from hfmtl.config import TaskConfig
-    from hfmtl.modeling import TaskSpec
+    from hfmtl.config.run_config import TaskConfig
+    from hfmtl.model.modeling import TaskSpec
 
 
 class Classification(TextKind):
@@ -34,7 +34,7 @@ class Classification(TextKind):
         return list(zip(ids.tolist(), probabilities.tolist(), strict=True))
 
     def score(self, eval_set: EvalSet, predicted: list[Any], spec: TaskSpec) -> Scored:
-        from hfmtl.metrics import compute_metrics
+        from hfmtl.evaluation.metrics import compute_metrics
 
         names = list(spec.labels or ())
         metrics = compute_metrics(self.name, [label for label, _ in predicted], eval_set.gold, names)
@@ -79,7 +79,7 @@ class Classification(TextKind):
         return {"label": (spec.labels or ())[best], "score": float(probabilities[best])}
 
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-        from hfmtl.plots import confusion_matrix_svg
+        from hfmtl.evaluation.plots import confusion_matrix_svg
 
         return confusion_matrix_svg(metrics["confusion_matrix"], metrics["labels"], f"{task}: confusion matrix")
 

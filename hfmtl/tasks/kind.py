@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
-    from hfmtl.config import TaskConfig
-    from hfmtl.modeling import TaskSpec
+    from hfmtl.config.run_config import TaskConfig
+    from hfmtl.model.modeling import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
-    from hfmtl.config import TaskConfig
-    from hfmtl.modeling import TaskSpec
+    from hfmtl.config.run_config import TaskConfig
+    from hfmtl.model.modeling import TaskSpec
 
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -78,7 +78,7 @@ class MultiLabelClassification(TextKind):
     def score(self, eval_set: EvalSet, predicted: list[Any], spec: TaskSpec) -> Scored:
         import numpy as np
 
-        from hfmtl.metrics import compute_metrics
+        from hfmtl.evaluation.metrics import compute_metrics
 
         names = list(spec.labels or ())
         probabilities, gold = np.asarray(predicted, dtype=np.float64), np.asarray(eval_set.gold) > 0.5
@@ -153,7 +153,7 @@ class MultiLabelClassification(TextKind):
             head.out.bias.copy_(torch.as_tensor(log_odds, dtype=head.out.bias.dtype))
 
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-        from hfmtl.plots import bars_svg
+        from hfmtl.evaluation.plots import bars_svg
 
         f1 = {name: scores["f1"] for name, scores in metrics["per_label"].items()}
         return bars_svg(f1, f"{task}: F1 per label", "F1")

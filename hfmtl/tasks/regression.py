@@ -12,8 +12,8 @@ from hfmtl.tasks.kind import EvalSet, Scored, TextKind
 if TYPE_CHECKING:
     import torch
 
-    from hfmtl.config import TaskConfig
-    from hfmtl.modeling import TaskSpec
+    from hfmtl.config.run_config import TaskConfig
+    from hfmtl.model.modeling import TaskSpec
 
 
 class Regression(TextKind):
@@ -45,7 +45,7 @@ class Regression(TextKind):
         return logits.float().tolist()  # (batch,)
 
     def score(self, eval_set: EvalSet, predicted: list[Any], spec: TaskSpec) -> Scored:
-        from hfmtl.metrics import compute_metrics
+        from hfmtl.evaluation.metrics import compute_metrics
 
         records = [
             {"index": i, "text": text, "gold": gold, "prediction": value}
@@ -77,7 +77,7 @@ class Regression(TextKind):
         return float(value)
 
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-        from hfmtl.plots import scatter_svg
+        from hfmtl.evaluation.plots import scatter_svg
 
         predicted, gold = [r["prediction"] for r in records], [r["gold"] for r in records]
         return scatter_svg(predicted, gold, f"{task}: predicted vs gold")

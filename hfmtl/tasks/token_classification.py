@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
-    from hfmtl.config import TaskConfig
-    from hfmtl.modeling import TaskSpec
+    from hfmtl.config.run_config import TaskConfig
+    from hfmtl.model.modeling import TaskSpec
 
 
 class TokenClassification:
@@ -98,7 +98,7 @@ class TokenClassification:
         return predictions
 
     def score(self, eval_set: EvalSet, predicted: list[Any], spec: TaskSpec) -> Scored:
-        from hfmtl.metrics import compute_metrics
+        from hfmtl.evaluation.metrics import compute_metrics
 
         names = list(spec.labels or ())
         predicted_tags = [
@@ -156,7 +156,7 @@ class TokenClassification:
         return decode(text, word_tags(words, windows, outputs, spec.labels or ()))
 
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-        from hfmtl.plots import bars_svg
+        from hfmtl.evaluation.plots import bars_svg
 
         f1 = {name: scores["f1"] for name, scores in metrics["per_type"].items()}
         return bars_svg(f1, f"{task}: F1 per entity type", "F1")

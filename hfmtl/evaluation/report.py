@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hfmtl.atomic import write_text_atomic
-from hfmtl.evaluation import TaskResult
-from hfmtl.plots import training_curves_svg
+from hfmtl.evaluation.plots import training_curves_svg
+from hfmtl.evaluation.scoring import TaskResult
 from hfmtl.tasks import main_metric, task_kind
 
 

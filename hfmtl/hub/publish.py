@@ -22,9 +22,9 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from hfmtl.errors import ConfigError
-from hfmtl.model_card import render_model_card
-from hfmtl.model_check import check_weights, read_model_config, saved_shapes
-from hfmtl.model_dir import METRICS_FILE, RUN_CONFIG_FILE, check_model_dir, read_card_inputs
+from hfmtl.hub.model_card import render_model_card
+from hfmtl.model.check import check_weights, read_model_config, saved_shapes
+from hfmtl.model.folder import METRICS_FILE, RUN_CONFIG_FILE, check_model_dir, read_card_inputs
 
 ALLOWED_FILES = (
     "config.json",
@@ -47,6 +47,8 @@ ALLOWED_FILES = (
 REMOTE_CODE_FILE = "modeling_hfmtl.py"
 REMOTE_CODE_HELPERS = ("model_config.py", "heads.py", "encoder_code.py")
 """The modules modeling.py imports, uploaded under their own names with `--with-code`."""
+MODEL_PACKAGE = Path(__file__).parent.parent / "model"
+"""Where modeling.py and its helpers live: `hfmtl/model/`, which imports only torch and transformers."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,9 @@ def upload_plan(model_dir: Path, repo_id: str, *, with_code: bool = False) -> di
             "AutoModel": "modeling_hfmtl.MultiTaskModel",
         }
         plan["config.json"] = (json.dumps(config, indent=2) + "\n").encode("utf-8")
-        plan[REMOTE_CODE_FILE] = (Path(__file__).parent / "modeling.py").read_bytes()
+        plan[REMOTE_CODE_FILE] = (MODEL_PACKAGE / "modeling.py").read_bytes()
         for helper in REMOTE_CODE_HELPERS:  # modeling.py imports them relatively: they must sit beside it
-            plan[helper] = Path(__file__).parent / helper
+            plan[helper] = MODEL_PACKAGE / helper
     return plan
 
 

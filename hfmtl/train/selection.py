@@ -11,16 +11,16 @@ from typing import Any
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from hfmtl.checkpoint import TrainerState
-from hfmtl.config import RunConfig
+from hfmtl.config.run_config import RunConfig
 from hfmtl.data.collate import Collator
 from hfmtl.errors import ConfigError
-from hfmtl.evaluation import EvalSet, evaluate_tasks
-from hfmtl.metrics import aggregate, format_main_metrics
-from hfmtl.model_dir import MODEL_DIR, save_model_dir
-from hfmtl.modeling import MultiTaskModel
-from hfmtl.records import MetricsLog, numeric_leaves
+from hfmtl.evaluation.metrics import aggregate, format_main_metrics
+from hfmtl.evaluation.scoring import EvalSet, evaluate_tasks
+from hfmtl.model.folder import MODEL_DIR, save_model_dir
+from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.tasks import main_metric
+from hfmtl.train.checkpoint import TrainerState
+from hfmtl.train.records import MetricsLog, numeric_leaves
 
 
 @dataclass

@@ -15,12 +15,12 @@ import yaml
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
-from hfmtl.config import RunConfig, load_config, save_config
-from hfmtl.encoder_code import EncoderCode
+from hfmtl.config.run_config import RunConfig, load_config, save_config
 from hfmtl.errors import ModelLoadError
-from hfmtl.model_card import render_model_card
-from hfmtl.model_check import check_weights, read_model_config
-from hfmtl.modeling import MultiTaskConfig, MultiTaskModel, register_auto_classes
+from hfmtl.hub.model_card import render_model_card
+from hfmtl.model.check import check_weights, read_model_config
+from hfmtl.model.encoder_code import EncoderCode
+from hfmtl.model.modeling import MultiTaskConfig, MultiTaskModel, register_auto_classes
 
 MODEL_DIR = "model"
 """The folder, inside a run's output_dir, that holds its best model."""

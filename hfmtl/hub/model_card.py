@@ -97,7 +97,7 @@ def _card_body(
         "## Usage",
         "",
         "```python",
-        "from hfmtl.pipeline import MultiTaskPipeline",
+        "from hfmtl.serve.pipeline import MultiTaskPipeline",
         "",
         f'pipeline = MultiTaskPipeline.from_pretrained("{name}")',
         'pipeline("Peter Blackburn loved the new film he saw in Brussels.")',

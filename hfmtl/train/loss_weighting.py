@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hfmtl.config import RunConfig
+from hfmtl.config.run_config import RunConfig
 
 
 class StaticWeighting:

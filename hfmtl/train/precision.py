@@ -10,7 +10,7 @@ import dataclasses
 
 import torch
 
-from hfmtl.config import RunConfig
+from hfmtl.config.run_config import RunConfig
 from hfmtl.errors import ConfigError
 
 PRECISIONS = ("auto", "no", "fp16", "bf16")

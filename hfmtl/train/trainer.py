@@ -18,32 +18,32 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from hfmtl.atomic import write_json_atomic
-from hfmtl.checkpoint import (
+from hfmtl.config.run_config import RunConfig, TrainingConfig, config_to_dict, save_config
+from hfmtl.data.collate import Collator
+from hfmtl.data.joint import sampling_units, unit_batch_sizes, unit_rows, unit_sampling
+from hfmtl.data.loading import load_all_tasks, tokenize_task
+from hfmtl.data.prefetch import PrefetchingLoader
+from hfmtl.data.sampling import MultiTaskLoader
+from hfmtl.errors import ConfigError, HfmtlError
+from hfmtl.evaluation.scoring import make_eval_set
+from hfmtl.model.encoder import build_model, check_layers, load_tokenizer
+from hfmtl.model.folder import MODEL_DIR, save_model_dir
+from hfmtl.model.modeling import MultiTaskModel
+from hfmtl.tasks import task_kind
+from hfmtl.train.checkpoint import (
     TrainerState,
     find_latest_checkpoint,
     load_checkpoint,
     resolve_resume,
     save_checkpoint,
 )
-from hfmtl.config import RunConfig, TrainingConfig, config_to_dict, save_config
-from hfmtl.data.collate import Collator
-from hfmtl.data.joint import sampling_units, unit_batch_sizes, unit_rows, unit_sampling
-from hfmtl.data.loading import load_all_tasks, tokenize_task
-from hfmtl.data.prefetch import PrefetchingLoader
-from hfmtl.data.sampling import MultiTaskLoader
-from hfmtl.encoder import build_model, check_layers, load_tokenizer
-from hfmtl.errors import ConfigError, HfmtlError
-from hfmtl.evaluation import make_eval_set
-from hfmtl.loss_weighting import build_loss_weighting
-from hfmtl.model_dir import MODEL_DIR, save_model_dir
-from hfmtl.model_selection import ModelSelection
-from hfmtl.modeling import MultiTaskModel
-from hfmtl.optimization import build_optimizer, build_scheduler, rewind_schedule
-from hfmtl.precision import pad_multiple, with_resolved_precision
-from hfmtl.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
-from hfmtl.run_dir import earlier_run_files, locked_output_dir, remove_run_files
-from hfmtl.tasks import task_kind
-from hfmtl.train_step import StepResult, forward_backward, non_finite_flag, read_steps
+from hfmtl.train.loss_weighting import build_loss_weighting
+from hfmtl.train.optimization import build_optimizer, build_scheduler, rewind_schedule
+from hfmtl.train.precision import pad_multiple, with_resolved_precision
+from hfmtl.train.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
+from hfmtl.train.run_dir import earlier_run_files, locked_output_dir, remove_run_files
+from hfmtl.train.selection import ModelSelection
+from hfmtl.train.step import StepResult, forward_backward, non_finite_flag, read_steps
 
 
 class NonFiniteLossError(HfmtlError):

@@ -13,17 +13,17 @@ import torch
 from accelerate import Accelerator
 
 from hfmtl.atomic import file_sha256
-from hfmtl.config import DataConfig, RunConfig, TaskConfig, config_from_dict, config_to_dict, load_config
+from hfmtl.config.parsing import apply_override
+from hfmtl.config.run_config import DataConfig, RunConfig, TaskConfig, config_from_dict, config_to_dict, load_config
 from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_split, tokenize_split
-from hfmtl.dataclass_parsing import apply_override
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.evaluation import evaluate_tasks, make_eval_set
-from hfmtl.model_dir import LoadedModel, load_model_dir
-from hfmtl.modeling import TaskSpec
-from hfmtl.records import environment, read_metrics_log
-from hfmtl.reporting import build_report, write_report
+from hfmtl.evaluation.report import build_report, write_report
+from hfmtl.evaluation.scoring import evaluate_tasks, make_eval_set
+from hfmtl.model.folder import LoadedModel, load_model_dir
+from hfmtl.model.modeling import TaskSpec
 from hfmtl.tasks import task_kind
+from hfmtl.train.records import environment, read_metrics_log
 
 SPLITS = ("train", "validation")
 

@@ -1,6 +1,6 @@
 """MultiTaskPipeline: for each text, every task's answer from one encoder pass per batch.
 
-Texts are split into CoNLL-style words (`hfmtl.words`), tokenized as NER training tokenized its words, so that
+Texts are split into CoNLL-style words (`hfmtl.serve.words`), tokenized as NER training tokenized its words, so that
 `U.S.` or `Jean-Pierre` is one word here as it was there. Texts longer than the encoder's window are not cut:
 they are split into overlapping windows (`stride` tokens of overlap). Each task's kind reads its answer from the
 windows: NER labels each word from the window where it sits farthest from an edge; the per-text kinds average
@@ -21,10 +21,10 @@ from transformers import PreTrainedTokenizerBase
 
 from hfmtl.data.collate import Collator
 from hfmtl.errors import InputError
-from hfmtl.model_dir import load_model_dir
-from hfmtl.modeling import MultiTaskModel
+from hfmtl.model.folder import load_model_dir
+from hfmtl.model.modeling import MultiTaskModel
+from hfmtl.serve.words import split_words
 from hfmtl.tasks import task_kind
-from hfmtl.words import split_words
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class MultiTaskPipeline:
         """
         path = Path(model_dir_or_repo)
         if not path.exists() and "/" in str(model_dir_or_repo) and not str(model_dir_or_repo).startswith((".", "/")):
-            from hfmtl.hub import download_model
+            from hfmtl.hub.publish import download_model
 
             path = download_model(str(model_dir_or_repo), revision=revision)
         loaded = load_model_dir(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
@@ -268,7 +268,7 @@ def _read_inputs(inputs: list[Any], *, has_pairs: bool) -> tuple[list[str], list
 
 
 def _split_texts(texts: list[Any]) -> list[list[tuple[int, int]]]:
-    """Each text's word spans (`hfmtl.words.split_words`), once every text is checked to have words."""
+    """Each text's word spans (`hfmtl.serve.words.split_words`), once every text is checked to have words."""
     words = [split_words(text) for text in texts]
     for index, spans in enumerate(words):
         if not spans:  # invisible separators only, such as zero-width spaces: str.strip keeps those

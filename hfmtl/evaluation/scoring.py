@@ -18,7 +18,7 @@ from accelerate.utils import gather_object
 from datasets import Dataset
 
 from hfmtl.data.collate import Collator
-from hfmtl.modeling import MultiTaskModel
+from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.tasks import task_kind
 from hfmtl.tasks.kind import EvalSet, TaskKind
 from hfmtl.tasks.multi_label import tuned_spec

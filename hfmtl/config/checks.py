@@ -9,7 +9,7 @@ from hfmtl.errors import ConfigError
 from hfmtl.tasks import TASK_KINDS
 
 if TYPE_CHECKING:
-    from hfmtl.config import RunConfig, SamplingConfig, TaskConfig, TrainingConfig
+    from hfmtl.config.run_config import RunConfig, SamplingConfig, TaskConfig, TrainingConfig
 
 
 def check_config(config: RunConfig) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from hfmtl.encoder_code import EncoderCode
 from hfmtl.errors import ModelLoadError
-from hfmtl.modeling import MultiTaskConfig, MultiTaskModel
+from hfmtl.model.encoder_code import EncoderCode
+from hfmtl.model.modeling import MultiTaskConfig, MultiTaskModel
 from hfmtl.tasks import TASK_KINDS
 
 SHOWN = 5

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from hfmtl.config import RunConfig
+from hfmtl.config.run_config import RunConfig
 
 
 @dataclass

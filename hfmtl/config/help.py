@@ -1,5 +1,5 @@
 """`hfmtl config CONFIG`: the resolved config, each field with its type, default and one-line meaning, read
-from the field docstrings of hfmtl/config.py (the one place they are written)."""
+from the field docstrings of hfmtl/config/run_config.py (the one place they are written)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from hfmtl import config as config_module
-from hfmtl.config import RunConfig
+from hfmtl.config import run_config as config_module
+from hfmtl.config.run_config import RunConfig
 
 INDENT = "  "
 

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from hfmtl.data.readers import SUFFIX_FORMATS, raise_problems, read_rows, read_text_file
 from hfmtl.errors import DataError, InputError
-from hfmtl.pipeline import MultiTaskPipeline
+from hfmtl.serve.pipeline import MultiTaskPipeline
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

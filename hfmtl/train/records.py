@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hfmtl.atomic import write_text_atomic
-from hfmtl.config import RunConfig, config_to_dict
+from hfmtl.config.run_config import RunConfig, config_to_dict
 from hfmtl.errors import DataError
 
 if TYPE_CHECKING:
-    from hfmtl.train_step import ReadStep
+    from hfmtl.train.step import ReadStep
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from hfmtl.config import EncoderConfig, RunConfig, TaskConfig
+from hfmtl.config.run_config import EncoderConfig, RunConfig, TaskConfig
 from hfmtl.errors import ConfigError, ModelLoadError
-from hfmtl.modeling import MultiTaskModel, TaskSpec
+from hfmtl.model.modeling import MultiTaskModel, TaskSpec
 
 PACKAGE_PREFIX = "package:"
 

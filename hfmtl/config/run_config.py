@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 
 from hfmtl.atomic import write_text_atomic
-from hfmtl.config_checks import check_config
-from hfmtl.dataclass_parsing import apply_override, build_dataclass, plain_data
+from hfmtl.config.checks import check_config
+from hfmtl.config.parsing import apply_override, build_dataclass, plain_data
 from hfmtl.errors import ConfigError
 
 SamplingStrategy = Literal["proportional", "temperature", "uniform", "fixed", "annealed"]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import get_scheduler
 
-from hfmtl.config import TrainingConfig
+from hfmtl.config.run_config import TrainingConfig
 
 
 def build_optimizer(

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: publishing a model folder with its model card, and downloading one."""

@@ -1,0 +1,1 @@
+"""Serving: `MultiTaskPipeline` (every task's answer from one encoder pass), raw text to words, `hfmtl predict`."""
