@@ -1,4 +1,5 @@
-"""Run by test_trainer under `torchrun --nproc_per_node 2`: trains the tiny config and writes, per process,
+"""Run by tests under `torchrun --nproc_per_node 2 tests/ddp_train.py OUT [KEY=VALUE ...]`: trains the tiny config
+(with any overrides given) and writes, per process,
 a fingerprint of the final weights and the task sequence, so the test can compare the processes."""
 
 import hashlib
@@ -15,6 +16,7 @@ from hfmtl.train.trainer import train  # noqa: E402
 output_dir = sys.argv[1]
 # Two micro-batches per step exercise DDP's no_sync path, with unused heads, across processes.
 overrides = ["training.max_steps=30", "training.eval_every=15", "training.gradient_accumulation_steps=2"]
+overrides += sys.argv[2:]  # a test's own settings, e.g. sampling.mode=all_tasks
 config = load_config("configs/tiny.yaml", [f"output_dir={output_dir}", *overrides])
 result = train(config)
 digest = hashlib.sha256()

@@ -55,6 +55,7 @@ def check_config(config: RunConfig) -> None:
         )
     _check_training(config.training)
     _check_sharing(config)
+    _check_loss_weighting(config)
 
 
 def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
@@ -70,6 +71,11 @@ def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
         for key in ("weights", "final_weights"):
             if getattr(sampling, key) is not None:
                 raise ConfigError(f"'sampling.{key}' only applies to strategy 'fixed', not '{sampling.strategy}'")
+    if sampling.mode == "all_tasks" and sampling.strategy == "fixed":
+        raise ConfigError(
+            "'sampling.weights' has no effect with 'sampling.mode: all_tasks': every step trains every task. "
+            "Weigh the tasks' losses with 'tasks.NAME.loss_weight' instead"
+        )
 
 
 def _check_weights(key: str, weights: dict[str, float], names: list[str]) -> None:
@@ -127,11 +133,6 @@ def _check_sharing(config: RunConfig) -> None:
             )
     if config.sharing.soft_layers < 0 or config.sharing.soft_penalty < 0:
         raise ConfigError("'sharing.soft_layers' and 'sharing.soft_penalty' must be >= 0")
-    weighting = config.loss_weighting
-    if weighting.dwa_temperature <= 0 or weighting.dwa_window < 1:
-        raise ConfigError("'loss_weighting.dwa_temperature' must be > 0 and 'loss_weighting.dwa_window' >= 1")
-    if weighting.learning_rate <= 0:
-        raise ConfigError(f"'loss_weighting.learning_rate' must be > 0, got {weighting.learning_rate}")
     grouped: list[str] = []
     for group in config.joint_tasks:
         tasks = [config_task(config, name, "joint_tasks") for name in group]
@@ -156,6 +157,34 @@ def _check_sharing(config: RunConfig) -> None:
     if len(grouped) != len(set(grouped)):
         raise ConfigError(
             f"'joint_tasks': a task may be in one group only, got {[list(g) for g in config.joint_tasks]}"
+        )
+
+
+GRADIENT_METHODS = ("pcgrad", "cagrad", "gradnorm")
+"""The `loss_weighting.strategy` values that combine per-task gradients, so need every task in every step."""
+
+
+def _check_loss_weighting(config: RunConfig) -> None:
+    weighting = config.loss_weighting
+    if weighting.dwa_temperature <= 0 or weighting.dwa_window < 1:
+        raise ConfigError("'loss_weighting.dwa_temperature' must be > 0 and 'loss_weighting.dwa_window' >= 1")
+    if weighting.learning_rate <= 0:
+        raise ConfigError(f"'loss_weighting.learning_rate' must be > 0, got {weighting.learning_rate}")
+    if weighting.cagrad_c < 0 or weighting.gradnorm_alpha < 0:
+        raise ConfigError("'loss_weighting.cagrad_c' and 'loss_weighting.gradnorm_alpha' must be >= 0")
+    if weighting.strategy not in GRADIENT_METHODS:
+        return
+    if config.sampling.mode != "all_tasks":
+        raise ConfigError(
+            f"'loss_weighting.strategy' is '{weighting.strategy}', a gradient method: it combines every task's "
+            "gradient in each step, so it needs 'sampling.mode: all_tasks' (today each step trains one task)"
+        )
+    grouped = {name for group in config.joint_tasks for name in group}
+    units = len(config.joint_tasks) + sum(task.name not in grouped for task in config.tasks)
+    if units < 2:
+        raise ConfigError(
+            f"'loss_weighting.strategy' is '{weighting.strategy}', which balances two or more tasks' gradients, "
+            "but this config trains one task (or one joint group); use 'static'"
         )
 
 

@@ -101,6 +101,11 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    mode: Literal["one_task", "all_tasks"] = "one_task"
+    """one_task: each micro-batch is one task (or joint group), drawn by `strategy`. all_tasks: each micro-batch
+    takes one batch of every task (or joint group) and combines their losses; a pass over the largest task is
+    an epoch, smaller ones start over. all_tasks costs one forward and backward per task, and is what the
+    gradient methods of `loss_weighting.strategy` (pcgrad, cagrad, gradnorm) need."""
     strategy: SamplingStrategy = "temperature"
     """How each step picks its task: by dataset size, size^(1/T), uniform, fixed weights, or annealed
     from proportional toward uniform over training."""
@@ -126,16 +131,26 @@ class SharingConfig:
 
 @dataclass(frozen=True)
 class LossWeightingConfig:
-    strategy: Literal["static", "uncertainty", "dwa"] = "static"
+    strategy: Literal["static", "uncertainty", "dwa", "pcgrad", "cagrad", "gradnorm"] = "static"
     """static: each task's `loss_weight`. uncertainty: one learned log-variance per task (Kendall et al.
-    2018). dwa: dynamic weight average from each task's recent loss trend (Liu et al. 2019)."""
+    2018). dwa: dynamic weight average from each task's recent loss trend (Liu et al. 2019). Gradient methods,
+    with `sampling.mode: all_tasks` (one backward per task each step): pcgrad projects conflicting task
+    gradients apart (Yu et al. 2020); cagrad moves the mean gradient toward the worst-off task (Liu et al.
+    2021); gradnorm learns weights that balance the tasks' gradient norms (Chen et al. 2018)."""
     dwa_temperature: float = 2.0
     """DWA temperature: larger spreads the weights less."""
     dwa_window: int = 50
     """DWA compares each task's mean loss over consecutive windows of this many steps."""
     learning_rate: float = 0.01
-    """Uncertainty: the learning rate of the log-variances (no weight decay). They start at 0 and must move by
-    about 1 within a run, so the model's learning rate would leave them nearly fixed."""
+    """Uncertainty and gradnorm: the learning rate of the learned weights (log-variances, or GradNorm's
+    logits; no weight decay). They start at 0 and must move by about 1 within a run, so the model's learning
+    rate would leave them nearly fixed."""
+    cagrad_c: float = 0.4
+    """CAGrad's c: how far (relative to the mean gradient's norm) the update may turn toward the worst-off
+    task; 0 is the plain mean gradient."""
+    gradnorm_alpha: float = 1.5
+    """GradNorm's alpha: how strongly a task that trains slower (its loss relative to its first step's, over
+    the mean of those ratios) gets a larger gradient; 0 equalises the gradient norms."""
 
 
 @dataclass(frozen=True)

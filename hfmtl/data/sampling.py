@@ -85,7 +85,8 @@ class _TaskCursor:
 
 
 class MultiTaskLoader:
-    """Yields `(task, batch)` forever: a task drawn by the sampling weights, then that task's next batch.
+    """Yields `(task, batch)` forever: a task drawn by the sampling weights (or, under `mode: all_tasks`, every
+    task in turn), then that task's next batch.
 
     The task draws come from one seeded generator; each pass over a task is shuffled by a generator seeded
     with (seed, task, epoch), so the loader's whole state is the draw generator's state plus an (epoch,
@@ -146,7 +147,10 @@ class MultiTaskLoader:
         )
 
     def next_task(self) -> str:
-        """Draw the next task; the same on every process."""
+        """Draw the next task; the same on every process. Under `mode: all_tasks` the tasks come in turn."""
+        if self.sampling.mode == "all_tasks":
+            self.draws += 1
+            return self.task_names[(self.draws - 1) % len(self.task_names)]
         changing = self.sampling.strategy == "annealed" or self.sampling.final_weights is not None
         weights = self.weights(self.draws) if changing else self.static_weights
         self.draws += 1

@@ -9,7 +9,11 @@
 - dwa, dynamic weight average (Liu, Johns and Davison, 2019): every `window` steps, each task's weight
   becomes K * softmax(r_t / T), with r_t its mean loss over the last window divided by the window before:
   a task whose loss stopped falling gets more weight.
-The static weight multiplies the learned or dynamic one. All three offer the same small interface.
+The static weight multiplies the learned or dynamic one. All of them offer the same small interface.
+
+The gradient methods (pcgrad, cagrad, gradnorm; `gradient_methods.py`) weigh each loss by its static weight,
+and then `combine` the tasks' gradients of the shared parameters into the one the optimizer applies
+(`combines_gradients`); the step runs one backward per task for them.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from hfmtl.config.run_config import RunConfig
+from hfmtl.config.run_config import LossWeightingConfig, RunConfig
+from hfmtl.train.gradient_methods import cagrad, gradnorm, pcgrad
 
 
 class StaticWeighting:
@@ -29,6 +35,8 @@ class StaticWeighting:
 
     window: int | None = None
     """Steps between `update` calls that can change the weights (None: never; the loop then reads no losses)."""
+    combines_gradients = False
+    """True for the gradient methods: the step gives `combine` every task's gradient of the shared weights."""
 
     def __init__(self, static: Mapping[str, float]) -> None:
         self.static = dict(static)
@@ -54,6 +62,7 @@ class UncertaintyWeighting(nn.Module):
 
     window: int | None = None
     """The weights learn through the optimizer: `update` has nothing to do."""
+    combines_gradients = False
 
     def __init__(self, static: Mapping[str, float]) -> None:
         super().__init__()
@@ -76,6 +85,8 @@ class UncertaintyWeighting(nn.Module):
 
 class DynamicWeightAverage:
     """w_t * K * softmax(r_t / T), r_t = mean loss over the last window / mean over the window before."""
+
+    combines_gradients = False
 
     def __init__(self, static: Mapping[str, float], temperature: float, window: int) -> None:
         self.static = dict(static)
@@ -122,17 +133,81 @@ class DynamicWeightAverage:
             setattr(self, key, value)
 
 
-LossWeighting = StaticWeighting | UncertaintyWeighting | DynamicWeightAverage
+class ProjectedGradients(StaticWeighting):
+    """Static loss weights; the shared gradient is PCGrad's or CAGrad's combination of the tasks' gradients."""
+
+    combines_gradients = True
+
+    def __init__(self, static: Mapping[str, float], settings: LossWeightingConfig, seed: int) -> None:
+        super().__init__(static)
+        self.strategy = settings.strategy
+        self.cagrad_c = settings.cagrad_c
+        self.seed = seed
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor, step: int) -> torch.Tensor:
+        """The gradient to apply, from `grads` (one row per unit, in `units` order) at optimizer step `step`."""
+        if self.strategy == "cagrad":
+            return cagrad(grads, self.cagrad_c)
+        # PCGrad's random order of the other tasks: seeded by the step, so a resumed run draws the same one.
+        return pcgrad(grads, np.random.default_rng([self.seed, step]))
 
 
-def build_loss_weighting(config: RunConfig) -> LossWeighting:
-    """The weighting the config asks for, over the config's tasks."""
+class GradNormWeighting(nn.Module):
+    """Static loss weights, and GradNorm's learned weights K * softmax(logits) over the sampling units in the
+    combined gradient. The logits learn in the optimizer (from the gradient `combine` sets); the first step's
+    losses are a buffer: both travel with the checkpoint's modules."""
+
+    window: int | None = None
+    combines_gradients = True
+
+    def __init__(self, static: Mapping[str, float], units: list[str], alpha: float) -> None:
+        super().__init__()
+        self.static = dict(static)
+        self.units = list(units)
+        self.alpha = alpha
+        self.logits = nn.Parameter(torch.zeros(len(units)))
+        self.register_buffer("initial_losses", torch.full((len(units),), math.nan))
+
+    def forward(self, task: str, loss: torch.Tensor) -> torch.Tensor:
+        return loss * self.static[task]
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor, step: int) -> torch.Tensor:
+        losses = losses.to(self.initial_losses.device)
+        if torch.isnan(self.initial_losses).any():  # the first step: later losses count relative to it
+            self.initial_losses.copy_(losses)
+        combined, logits_grad = gradnorm(grads, losses, self.initial_losses, self.logits, self.alpha)
+        self.logits.grad = logits_grad.to(self.logits.dtype)
+        return combined
+
+    def update(self, losses: Mapping[str, list[float]]) -> None:
+        """The weights learn through the optimizer, not from here."""
+
+    def weights(self) -> dict[str, float]:
+        """Each task's effective weight: its static weight times its unit's learned one (syncs: log steps only)."""
+        learned = (len(self.units) * torch.softmax(self.logits.detach().float(), dim=0)).tolist()
+        by_unit = dict(zip(self.units, learned, strict=True))
+        return {task: value * by_unit[_unit_of(task, self.units)] for task, value in self.static.items()}
+
+
+def _unit_of(task: str, units: list[str]) -> str:
+    return next(unit for unit in units if task in unit.split("+"))
+
+
+LossWeighting = StaticWeighting | UncertaintyWeighting | DynamicWeightAverage | ProjectedGradients | GradNormWeighting
+
+
+def build_loss_weighting(config: RunConfig, units: list[str]) -> LossWeighting:
+    """The weighting the config asks for, over the config's tasks (GradNorm's over the sampling `units`)."""
     static = {task.name: task.loss_weight for task in config.tasks}
     settings = config.loss_weighting
     if settings.strategy == "uncertainty":
         return UncertaintyWeighting(static)
     if settings.strategy == "dwa":
         return DynamicWeightAverage(static, settings.dwa_temperature, settings.dwa_window)
+    if settings.strategy in ("pcgrad", "cagrad"):
+        return ProjectedGradients(static, settings, config.seed)
+    if settings.strategy == "gradnorm":
+        return GradNormWeighting(static, units, settings.gradnorm_alpha)
     return StaticWeighting(static)
 
 

@@ -1,5 +1,10 @@
 """One optimizer step's forward and backward passes: each micro-batch draws a sampling unit (a task, or a
-joint group), runs its heads, weighs their losses and adds to the gradients. Applying them is the loop's."""
+joint group), runs its heads, weighs their losses and adds to the gradients. Applying them is the loop's.
+
+Under `sampling.mode: all_tasks` each micro-batch is one batch of every unit; with a gradient method each
+unit's gradient of the shared encoder is kept apart, and the method's combination of them is written as the
+shared parameters' gradient (heads and private layers keep the gradient of the one unit that reaches them).
+"""
 
 from __future__ import annotations
 
@@ -69,6 +74,111 @@ def forward_backward(
         losses += [loss.detach().float() for loss in task_losses.values()]
     regularizer = torch.stack(regularizers).mean() if regularizers else None
     return StepResult(drawn, loss_tasks, torch.stack(losses), regularizer, examples, tokens, padded)
+
+
+def forward_backward_all_tasks(
+    model: Any,
+    weighting: Any,
+    loader: Any,
+    units: dict[str, list[str]],
+    accelerator: Accelerator,
+    config: RunConfig,
+    step_number: int,
+) -> StepResult:
+    """Forward and backward one batch of every unit per micro-batch (`sampling.mode: all_tasks`).
+
+    Without a gradient method the gradients simply add up, synchronised across processes once per step. With
+    one (`weighting.combines_gradients`), every backward runs unsynchronised, each unit's gradient of the
+    shared parameters is summed into its own row, the rows (and the other gradients) are averaged across
+    processes, and only then combined: the methods are not linear, so combining per process first would
+    give another update than one process with the whole batch.
+    """
+    accumulation = config.training.gradient_accumulation_steps
+    combines = weighting.combines_gradients
+    shared = [p for p in accelerator.unwrap_model(model).encoder.parameters() if p.requires_grad]
+    task_grads = (
+        torch.zeros(len(units), sum(p.numel() for p in shared), device=accelerator.device) if combines else None
+    )
+    unit_losses = torch.zeros(len(units), device=accelerator.device)
+    reached = [False] * len(shared)  # a shared parameter no unit reaches (a soft-shared top layer) keeps no grad
+    drawn, loss_tasks, losses, regularizers, examples, tokens, padded = [], [], [], [], 0, 0, 0
+    for micro_step in range(accumulation):
+        for index, (name, members) in enumerate(units.items()):
+            unit, batch = loader.next_batch()
+            if unit != name:
+                raise RuntimeError(f"the loader gave '{unit}' where all_tasks mode expects '{name}'")
+            examples += batch["attention_mask"].shape[0]
+            tokens += int(batch["attention_mask"].sum())
+            padded += batch["attention_mask"].numel()
+            batch = _to_device(batch, accelerator.device)
+            is_last = micro_step == accumulation - 1 and index == len(units) - 1
+            with contextlib.nullcontext() if is_last and not combines else accelerator.no_sync(model):
+                with accelerator.autocast():
+                    output = model(task=members[0] if len(members) == 1 else members, **batch)
+                task_losses = output.losses or {members[0]: output.loss}
+                total = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
+                unit_losses[index] += total.detach().float() / accumulation
+                if output.regularizer is not None:
+                    total = total + output.regularizer
+                    regularizers.append(output.regularizer.detach().float())
+                if combines:
+                    for parameter in shared:
+                        parameter.grad = None
+                accelerator.backward(total / accumulation)
+                if combines:
+                    task_grads[index] += _flat_grads(shared, reached)
+            drawn.append(unit)
+            loss_tasks += list(task_losses)
+            losses += [loss.detach().float() for loss in task_losses.values()]
+    if combines:
+        write_combined_gradient(model, shared, reached, task_grads, unit_losses, weighting, accelerator, step_number)
+    regularizer = torch.stack(regularizers).mean() if regularizers else None
+    return StepResult(drawn, loss_tasks, torch.stack(losses), regularizer, examples, tokens, padded)
+
+
+def _flat_grads(parameters: list[torch.Tensor], reached: list[bool]) -> torch.Tensor:
+    """The parameters' gradients as one vector (zeros where a parameter got none); marks which got one."""
+    parts = []
+    for index, parameter in enumerate(parameters):
+        if parameter.grad is None:
+            parts.append(torch.zeros(parameter.numel(), device=parameter.device, dtype=torch.float32))
+        else:
+            reached[index] = True
+            parts.append(parameter.grad.reshape(-1).float())
+    return torch.cat(parts)
+
+
+def write_combined_gradient(
+    model: Any,
+    shared: list[torch.Tensor],
+    reached: list[bool],
+    task_grads: torch.Tensor,
+    unit_losses: torch.Tensor,
+    weighting: Any,
+    accelerator: Accelerator,
+    step_number: int,
+) -> None:
+    """Average across processes, unscale (fp16), combine, and set the shared parameters' gradient."""
+    if accelerator.num_processes > 1:
+        shared_ids = {id(p) for p in shared}
+        others = [p for p in model.parameters() if id(p) not in shared_ids and p.grad is not None]
+        for tensor in (task_grads, unit_losses, *(p.grad for p in others)):
+            torch.distributed.all_reduce(tensor)
+            tensor /= accelerator.num_processes
+    # Under fp16 each unit's gradient carries the grad scaler's factor: the methods see true gradients, and the
+    # combination is scaled back so that the optimizer's unscaling (and its inf check) work as usual.
+    scale = float(accelerator.scaler.get_scale()) if accelerator.scaler is not None else 1.0
+    grads = task_grads / scale
+    if bool(torch.isfinite(grads).all()):
+        combined = weighting.combine(grads, unit_losses, step_number) * scale
+    else:  # the step will be skipped (non-finite gradient): the sum keeps the inf/NaN where the checks see it
+        combined = task_grads.sum(dim=0)
+    offset = 0
+    for parameter, is_reached in zip(shared, reached, strict=True):
+        size = parameter.numel()
+        if is_reached:
+            parameter.grad = combined[offset : offset + size].view_as(parameter).to(parameter.dtype)
+        offset += size
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The training loop: one shared encoder, one task per micro-batch, on Accelerate.
+"""The training loop: one shared encoder, one task per micro-batch (or every task, `sampling.mode: all_tasks`),
+on Accelerate.
 
 Read `train` top to bottom: set up → (resume) → steps (forward, backward, clip, optimizer step) with logging,
 evaluation and checkpoints at their intervals → the best model saved as a loadable folder.
@@ -43,7 +44,7 @@ from hfmtl.train.precision import pad_multiple, with_resolved_precision
 from hfmtl.train.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
 from hfmtl.train.run_dir import earlier_run_files, locked_output_dir, remove_run_files
 from hfmtl.train.selection import ModelSelection
-from hfmtl.train.step import StepResult, forward_backward, non_finite_flag, read_steps
+from hfmtl.train.step import StepResult, forward_backward, forward_backward_all_tasks, non_finite_flag, read_steps
 
 
 class NonFiniteLossError(HfmtlError):
@@ -100,8 +101,9 @@ def _train(
     model = build_model(config, {name: d.labels for name, d in data.items()})
     for task in config.tasks:  # a kind may start its head from the training labels (resume restores weights)
         task_kind(task.kind).init_head(model.heads[task.name], splits[task.name]["train"])
-    weighting = build_loss_weighting(config)
     units = sampling_units(config)
+    weighting = build_loss_weighting(config, list(units))
+    all_tasks = config.sampling.mode == "all_tasks"
     is_cuda = accelerator.device.type == "cuda"
     collator = Collator(
         tokenizer.pad_token_id, pad_to_multiple_of=pad_multiple(accelerator.device.type, training.mixed_precision)
@@ -111,7 +113,7 @@ def _train(
         collator,
         unit_sampling(config, units),
         batch_size=unit_batch_sizes(config, units),
-        total_draws=training.max_steps * training.gradient_accumulation_steps,
+        total_draws=training.max_steps * training.gradient_accumulation_steps * (len(units) if all_tasks else 1),
         seed=config.seed,
         group_by_length=training.group_by_length,
         num_processes=accelerator.num_processes,
@@ -126,6 +128,8 @@ def _train(
     scheduler = build_scheduler(optimizer, training)
     model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
     weigh = learned[0] if learned else weighting  # what the step calls (DDP-wrapped when learned)
+    if weighting.combines_gradients:  # a gradient method: it only scales losses, and sets its own gradient
+        weigh = weighting
     unwrapped = accelerator.unwrap_model(model)
 
     identity = _run_identity(config, accelerator)
@@ -153,7 +157,10 @@ def _train(
     model.train()
 
     while progress.step < last_step:
-        step = forward_backward(model, weigh, batches, units, accelerator, config)
+        if all_tasks:
+            step = forward_backward_all_tasks(model, weigh, batches, units, accelerator, config, progress.step)
+        else:
+            step = forward_backward(model, weigh, batches, units, accelerator, config)
         tasks.extend(step.tasks)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm or math.inf)
         # A non-finite loss or gradient must never reach the weights, yet reading it here would make the host
