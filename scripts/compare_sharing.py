@@ -1,18 +1,24 @@
-"""Compare sharing modes and loss weightings on the real config: same data, steps and seed for every run.
+"""Compare sharing modes and loss weightings on the real config: same data, steps and seeds for every run.
 
     python scripts/compare_sharing.py --config configs/quickstart.yaml --steps 300 --out benchmarks/sharing-cpu
+    python scripts/compare_sharing.py --mode all_tasks --steps 100 --seeds 42 43 44 --out benchmarks/gradients-cpu
 
-Runs hard sharing with static weights (the baseline), hierarchical sharing (NER from layer 4), soft
-sharing (top 2 layers per task), uncertainty weighting and DWA, each from scratch, and writes
-`<out>.json` (everything) and `<out>.md` (a table: each task's validation main metric, the mean, wall time).
-On the CPU a shortened run is the point; on a GPU, pass the full step count.
+one_task (the default) runs hard sharing with static weights (the baseline), hierarchical sharing (NER from
+layer 4), soft sharing (top 2 layers per task), uncertainty weighting and DWA. all_tasks runs every step on a
+batch of every task (`sampling.mode: all_tasks`) with equal static weights (the baseline), uncertainty, DWA,
+PCGrad, CAGrad and GradNorm. Each run starts from scratch; `<out>.json` holds everything and `<out>.md` a
+table: each task's validation main metric (mean and standard deviation over the seeds), the mean, whether its
+difference to the baseline is beyond seed noise, and training seconds per step. On the CPU a shortened run
+is the point; on a GPU, pass the full step count.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -24,8 +30,20 @@ from hfmtl.tasks import main_metric
 from hfmtl.train.trainer import train
 
 
-def variants(ner_layer: int) -> dict[str, list[str]]:
+def variants(mode: str, ner_layer: int, steps: int) -> dict[str, list[str]]:
     """Variant name → the config overrides that make it (the first one is the baseline)."""
+    if mode == "all_tasks":
+        window = max(2, steps // 10)  # DWA must see several windows in a short run
+        every_task = ["sampling.mode=all_tasks", "sampling.strategy=uniform", "sampling.weights=null"]
+        methods = {
+            "equal static weights": [],
+            "uncertainty weighting": ["loss_weighting.strategy=uncertainty"],
+            "dynamic weight average": ["loss_weighting.strategy=dwa", f"loss_weighting.dwa_window={window}"],
+            "pcgrad": ["loss_weighting.strategy=pcgrad"],
+            "cagrad (c=0.4)": ["loss_weighting.strategy=cagrad", "loss_weighting.cagrad_c=0.4"],
+            "gradnorm (alpha=1.5)": ["loss_weighting.strategy=gradnorm", "loss_weighting.gradnorm_alpha=1.5"],
+        }
+        return {name: [*every_task, *overrides] for name, overrides in methods.items()}
     return {
         "hard sharing, equal static weights": [],
         f"hierarchical: NER reads layer {ner_layer}": [f"tasks.ner.layer={ner_layer}"],
@@ -35,11 +53,12 @@ def variants(ner_layer: int) -> dict[str, list[str]]:
     }
 
 
-def run_variant(config_path: str, name: str, overrides: list[str], steps: int, output_root: Path) -> dict:
-    """Train one variant from scratch; its final validation metrics, wall time and loss weights."""
+def run_variant(config_path: str, name: str, overrides: list[str], steps: int, seed: int, output_root: Path) -> dict:
+    """Train one variant from scratch with one seed; its final validation metrics, times and loss weights."""
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     common = [
-        f"output_dir={output_root / slug}",
+        f"output_dir={output_root / f'{slug}-seed{seed}'}",
+        f"seed={seed}",
         f"training.max_steps={steps}",
         f"training.eval_every={steps}",
         f"training.save_every={steps}",
@@ -57,67 +76,110 @@ def run_variant(config_path: str, name: str, overrides: list[str], steps: int, o
     kinds = {task.name: task.kind for task in config.tasks}
     return {
         "name": name,
+        "seed": seed,
         "overrides": overrides,
         "main": {task: metrics[main_metric(kinds[task])] for task, metrics in final["eval"].items()},
         "aggregate": final["aggregate"],
         "wall_seconds": seconds,
+        "seconds_per_step": final["train_seconds"] / steps,
         "loss_weights": [line["loss_weights"] for line in log if "loss_weights" in line][-1],
     }
 
 
-def markdown(results: list[dict], meta: dict) -> str:
-    tasks = list(results[0]["main"])
+def summary(runs: list[dict]) -> dict:
+    """Mean and sample standard deviation over the seeds of each task's main metric, the mean, and the time."""
+
+    def spread(values: list[float]) -> dict[str, float]:
+        std = statistics.stdev(values) if len(values) > 1 else math.nan
+        return {"mean": statistics.fmean(values), "std": std}
+
+    tasks = list(runs[0]["main"])
+    return {
+        "main": {task: spread([run["main"][task] for run in runs]) for task in tasks},
+        "aggregate": spread([run["aggregate"] for run in runs]),
+        "seconds_per_step": statistics.fmean(run["seconds_per_step"] for run in runs),
+        "loss_weights": {t: statistics.fmean(run["loss_weights"][t] for run in runs) for t in runs[0]["loss_weights"]},
+    }
+
+
+def beyond_noise(variant: dict, baseline: dict, seeds: int) -> str:
+    """Whether a difference of means is more than twice its standard error, sqrt(s1^2/n + s2^2/n)."""
+    if seeds < 2:
+        return "one seed: unknown"
+    error = math.sqrt((variant["std"] ** 2 + baseline["std"] ** 2) / seeds)
+    return "beyond noise" if abs(variant["mean"] - baseline["mean"]) > 2 * error else "within noise"
+
+
+def markdown(variants_runs: dict[str, list[dict]], meta: dict) -> str:
+    summaries = {name: summary(runs) for name, runs in variants_runs.items()}
+    baseline_name = next(iter(summaries))
+    baseline = summaries[baseline_name]
+    tasks = list(baseline["main"])
+    seeds = len(meta["seeds"])
     lines = [
         "# Sharing modes and loss weighting, side by side",
         "",
         f"`{meta['command']}` on {meta['machine']} ({meta['device']}), {meta['date']}.",
-        f"Config `{meta['config']}`, {meta['steps']} steps each, seed {meta['seed']}; validation main metrics at the"
-        " last step (accuracy / entity F1 / Pearson).",
+        f"Config `{meta['config']}`, mode {meta['mode']}, {meta['steps']} steps each, seeds "
+        f"{', '.join(map(str, meta['seeds']))}; each task's validation main metric at the last step, as mean "
+        "± sample standard deviation over the seeds. A difference to the baseline is "
+        "*beyond noise* when it is more than twice its standard error, sqrt((s1² + s2²) / n), else *within noise*.",
         "",
-        "| variant | " + " | ".join(tasks) + " | mean | Δ mean vs baseline | wall time (s) | final loss weights |",
-        "|---|" + "---:|" * (len(tasks) + 3) + "---|",
+        "| variant | " + " | ".join(tasks) + " | mean | Δ mean vs baseline | noise | s / step | final loss weights |",
+        "|---|" + "---:|" * (len(tasks) + 2) + "---|---:|---|",
     ]
-    baseline = results[0]["aggregate"]
-    for r in results:
-        weights = ", ".join(f"{t} {w:.2f}" for t, w in r["loss_weights"].items())
-        cells = " | ".join(f"{r['main'][t]:.4f}" for t in tasks)
+    for name, result in summaries.items():
+        cells = " | ".join(_mean_std(result["main"][task]) for task in tasks)
+        delta = result["aggregate"]["mean"] - baseline["aggregate"]["mean"]
+        noise = beyond_noise(result["aggregate"], baseline["aggregate"], seeds) if name != baseline_name else "-"
+        weights = ", ".join(f"{t} {w:.2f}" for t, w in result["loss_weights"].items())
         lines.append(
-            f"| {r['name']} | {cells} | {r['aggregate']:.4f} | {r['aggregate'] - baseline:+.4f} | "
-            f"{r['wall_seconds']:.0f} | {weights} |"
+            f"| {name} | {cells} | {_mean_std(result['aggregate'])} | {delta:+.4f} | {noise} | "
+            f"{result['seconds_per_step']:.2f} | {weights} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _mean_std(value: dict[str, float]) -> str:
+    return f"{value['mean']:.4f}" if math.isnan(value["std"]) else f"{value['mean']:.4f} ± {value['std']:.4f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/quickstart.yaml")
+    parser.add_argument("--mode", choices=["one_task", "all_tasks"], default="one_task")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, nargs="+", help="one run per seed (default: the config's seed)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/sharing-cpu"))
     parser.add_argument("--runs", type=Path, default=Path("runs/compare-sharing"), help="where the runs go")
     parser.add_argument("--ner-layer", type=int, default=4, help="the layer NER reads in the hierarchical run")
     parser.add_argument("--only", nargs="*", help="re-run these variants (by name), keeping the others' results")
     args = parser.parse_args()
-    earlier = {}
+    seeds = args.seeds or [load_config(args.config).seed]
+    earlier: dict[str, list[dict]] = {}
     if args.only and args.out.with_suffix(".json").is_file():
-        earlier = {r["name"]: r for r in json.loads(args.out.with_suffix(".json").read_text())["results"]}
-    results = [
-        earlier[name]
-        if args.only and name not in args.only and name in earlier
-        else run_variant(args.config, name, overrides, args.steps, args.runs)
-        for name, overrides in variants(args.ner_layer).items()
-    ]
+        earlier = json.loads(args.out.with_suffix(".json").read_text())["runs"]
+    runs = {}
+    for name, overrides in variants(args.mode, args.ner_layer, args.steps).items():
+        if args.only and name not in args.only and name in earlier:
+            runs[name] = earlier[name]
+        else:
+            runs[name] = [run_variant(args.config, name, overrides, args.steps, seed, args.runs) for seed in seeds]
+    command = f"python scripts/compare_sharing.py --config {args.config} --mode {args.mode} --steps {args.steps}"
     meta = {
-        "command": f"python scripts/compare_sharing.py --config {args.config} --steps {args.steps} --out {args.out}",
+        "command": f"{command} --seeds {' '.join(map(str, seeds))} --out {args.out}",
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
         "date": time.strftime("%Y-%m-%d"),
         "config": args.config,
+        "mode": args.mode,
         "steps": args.steps,
-        "seed": load_config(args.config).seed,
+        "seeds": seeds,
         "torch": torch.__version__,
     }
-    write_json_atomic(args.out.with_suffix(".json"), {"meta": meta, "results": results})
-    write_text_atomic(args.out.with_suffix(".md"), markdown(results, meta))
+    summaries = {name: summary(variant_runs) for name, variant_runs in runs.items()}
+    write_json_atomic(args.out.with_suffix(".json"), {"meta": meta, "summaries": summaries, "runs": runs})
+    write_text_atomic(args.out.with_suffix(".md"), markdown(runs, meta))
 
 
 if __name__ == "__main__":

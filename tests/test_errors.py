@@ -145,6 +145,20 @@ CASES = [
     ),
     Case(
         "config",
+        "gradient method with one task per step",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "loss_weighting.strategy=pcgrad"],
+        "configs/tiny.yaml: 'loss_weighting.strategy' is 'pcgrad', a gradient method: it combines every task's "
+        "gradient in each step, so it needs 'sampling.mode: all_tasks' (today each step trains one task)",
+    ),
+    Case(
+        "config",
+        "sampling weights with every task in every step",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "sampling.mode=all_tasks"],
+        "configs/tiny.yaml: 'sampling.weights' has no effect with 'sampling.mode: all_tasks': every step trains "
+        "every task. Weigh the tasks' losses with 'tasks.NAME.loss_weight' instead",
+    ),
+    Case(
+        "config",
         "seed out of range",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "seed=-1"],
         "configs/tiny.yaml: 'seed' must be between 0 and 4294967295, got -1",
