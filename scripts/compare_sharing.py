@@ -161,10 +161,11 @@ def main() -> None:
         earlier = json.loads(args.out.with_suffix(".json").read_text())["runs"]
     runs = {}
     for name, overrides in variants(args.mode, args.ner_layer, args.steps).items():
-        if args.only and name not in args.only and name in earlier:
-            runs[name] = earlier[name]
-        else:
-            runs[name] = [run_variant(args.config, name, overrides, args.steps, seed, args.runs) for seed in seeds]
+        if args.only and name not in args.only:
+            if name in earlier:  # kept from the earlier results
+                runs[name] = earlier[name]
+            continue
+        runs[name] = [run_variant(args.config, name, overrides, args.steps, seed, args.runs) for seed in seeds]
     command = f"python scripts/compare_sharing.py --config {args.config} --mode {args.mode} --steps {args.steps}"
     meta = {
         "command": f"{command} --seeds {' '.join(map(str, seeds))} --out {args.out}",

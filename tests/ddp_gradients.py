@@ -1,5 +1,5 @@
 """Run by test_gradient_methods under `torchrun --nproc_per_node 2`: each process computes two tasks' gradients
-on its half of a small regression problem, and `write_combined_gradient` averages and combines them; rank 0
+on its half of a small regression problem, and `combine_rows` averages and combines them; rank 0
 also computes, without any process group, the update of one process with the whole batch, and the update of
 combining on each process first. Writes the three to ddp_gradients.json."""
 
@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hfmtl.config.run_config import LossWeightingConfig  # noqa: E402
 from hfmtl.train.loss_weighting import GradNormWeighting, ProjectedGradients  # noqa: E402
-from hfmtl.train.step import write_combined_gradient  # noqa: E402
+from hfmtl.train.step import combine_rows  # noqa: E402
 
 TASKS = ["a", "b"]
 ONE_PROCESS = SimpleNamespace(num_processes=1, scaler=None)
@@ -50,9 +50,10 @@ def update(strategy: str, x: torch.Tensor, y: torch.Tensor, accelerator) -> list
         loss.backward()
         task_grads.append(torch.cat([p.grad.reshape(-1) for p in shared]))
         losses.append(loss.detach())
-    write_combined_gradient(
-        model, shared, [True] * len(shared), torch.stack(task_grads), torch.stack(losses), method, accelerator, 0
-    )
+    combined = combine_rows(model, shared, torch.stack(task_grads), torch.stack(losses), method, accelerator, 0)
+    sizes = [p.numel() for p in shared]
+    for parameter, part in zip(shared, combined.split(sizes), strict=True):
+        parameter.grad = part.view_as(parameter)
     extra = [method.logits] if strategy == "gradnorm" else []
     return torch.cat([p.grad.reshape(-1) for p in [*model.parameters(), *extra]]).tolist()
 

@@ -190,3 +190,57 @@ def test_two_processes_train_in_lockstep_with_a_gradient_method(tmp_path):
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["weights"] == rank1["weights"]
     assert rank0["tasks"] == ["sentiment", "ner", "intensity", "emotions", "similarity"] * 12  # 6 steps x 2 micro
+
+
+class RecordingMethod:
+    """A gradient method that keeps the rows it is given and applies their plain sum."""
+
+    combines_gradients = True
+
+    def __call__(self, task, loss):
+        return loss
+
+    def combine(self, grads, losses, step):
+        self.grads, self.losses = grads.clone(), losses.clone()
+        return grads.sum(dim=0)
+
+
+def test_each_row_is_its_tasks_own_gradient_of_the_encoder(tiny_config):
+    from accelerate import Accelerator
+
+    from hfmtl.model.encoder import build_model
+    from hfmtl.train.step import forward_backward_all_tasks
+
+    torch.manual_seed(0)
+    labels = {"sentiment": ("n", "p"), "ner": ("O", "B-PER", "I-PER"), "intensity": None, "emotions": ("a", "b")}
+    model = build_model(tiny_config, {**labels, "similarity": None})
+    model.eval()  # no dropout: the reference passes below must see the same function
+    ids = torch.tensor([[2, 40, 41, 3], [2, 42, 3, 0]])
+    tags = torch.tensor([[-100, 1, 2, -100]] * 2)
+    batches = {
+        "sentiment": {"input_ids": ids, "attention_mask": (ids != 0).long(), "labels": torch.tensor([1, 0])},
+        "ner": {"input_ids": ids, "attention_mask": (ids != 0).long(), "labels": tags},
+    }
+
+    class Loader:
+        def __init__(self):
+            self.order = iter(["sentiment", "ner"] * 2)
+
+        def next_batch(self):
+            task = next(self.order)
+            return task, batches[task]
+
+    config = load_config(REPO / "configs/tiny.yaml", ["training.gradient_accumulation_steps=2"])
+    method, units = RecordingMethod(), {"sentiment": ["sentiment"], "ner": ["ner"]}
+    forward_backward_all_tasks(model, method, Loader(), units, Accelerator(cpu=True), config, step_number=0)
+    encoder = list(model.encoder.parameters())
+    combined = torch.cat([p.grad.reshape(-1) for p in encoder])
+    head_grad = model.heads["ner"].out.weight.grad.clone()  # a head keeps its own task's gradient
+    for row, task in enumerate(units):
+        model.zero_grad(set_to_none=True)
+        model(task=task, **batches[task]).loss.backward()  # two micro-batches of loss / 2 each: the same
+        expected = torch.cat([p.grad.reshape(-1) for p in encoder])
+        assert torch.allclose(method.grads[row], expected, atol=1e-6), task
+        if task == "ner":
+            assert torch.allclose(head_grad, model.heads["ner"].out.weight.grad, atol=1e-6)
+    assert torch.allclose(combined, method.grads.sum(dim=0))

@@ -27,7 +27,7 @@ from scipy.optimize import minimize
 def pcgrad(grads: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """The sum of each task's gradient projected off the gradients it conflicts with (Yu et al. 2020)."""
     projected = grads.clone()
-    squared_norms = (grads * grads).sum(dim=1)
+    squared_norms = torch.linalg.vector_norm(grads, dim=1) ** 2
     for task in range(grads.shape[0]):
         for other in rng.permutation(grads.shape[0]):
             if other == task or squared_norms[other] == 0:
@@ -61,7 +61,7 @@ def cagrad(grads: torch.Tensor, c: float) -> torch.Tensor:
     """(g0 + c |g0| / |g_w| * g_w) / (1 + c^2), with g0 the mean gradient (Liu et al. 2021)."""
     if c == 0:
         return grads.mean(dim=0)
-    gram = (grads.double() @ grads.double().T).cpu().numpy()
+    gram = (grads @ grads.T).double().cpu().numpy()  # tasks x tasks: only this small matrix goes to float64
     weights = torch.as_tensor(cagrad_weights(gram, c), dtype=grads.dtype, device=grads.device)
     mean = grads.mean(dim=0)
     towards_worst = weights @ grads

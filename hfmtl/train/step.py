@@ -84,23 +84,24 @@ def forward_backward_all_tasks(
     accelerator: Accelerator,
     config: RunConfig,
     step_number: int,
+    rows: torch.Tensor | None = None,
 ) -> StepResult:
     """Forward and backward one batch of every unit per micro-batch (`sampling.mode: all_tasks`).
 
     Without a gradient method the gradients simply add up, synchronised across processes once per step. With
-    one (`weighting.combines_gradients`), every backward runs unsynchronised, each unit's gradient of the
-    shared parameters is summed into its own row, the rows (and the other gradients) are averaged across
-    processes, and only then combined: the methods are not linear, so combining per process first would
-    give another update than one process with the whole batch.
+    one (`weighting.combines_gradients`), every backward runs unsynchronised into its unit's own row of the
+    shared parameters' gradients (the rows are the gradient storage, so nothing is copied), the rows (and the
+    other gradients) are averaged across processes, and only then combined: the methods are not linear, so
+    combining per process first would give another update than one process with the whole batch. `rows` is
+    that storage, (units, shared parameters) from `gradient_rows`, kept by the loop so no step allocates it.
     """
     accumulation = config.training.gradient_accumulation_steps
     combines = weighting.combines_gradients
-    shared = [p for p in accelerator.unwrap_model(model).encoder.parameters() if p.requires_grad]
-    task_grads = (
-        torch.zeros(len(units), sum(p.numel() for p in shared), device=accelerator.device) if combines else None
-    )
+    shared = shared_parameters(model, accelerator) if combines else []
+    if rows is None or not combines:
+        rows = torch.zeros(len(units), sum(p.numel() for p in shared), device=accelerator.device)
+    rows.zero_()
     unit_losses = torch.zeros(len(units), device=accelerator.device)
-    reached = [False] * len(shared)  # a shared parameter no unit reaches (a soft-shared top layer) keeps no grad
     drawn, loss_tasks, losses, regularizers, examples, tokens, padded = [], [], [], [], 0, 0, 0
     for micro_step in range(accumulation):
         for index, (name, members) in enumerate(units.items()):
@@ -121,64 +122,74 @@ def forward_backward_all_tasks(
                 if output.regularizer is not None:
                     total = total + output.regularizer
                     regularizers.append(output.regularizer.detach().float())
-                if combines:
-                    for parameter in shared:
-                        parameter.grad = None
+                row = _as_gradients(shared, rows[index])
                 accelerator.backward(total / accumulation)
-                if combines:
-                    task_grads[index] += _flat_grads(shared, reached)
+                _keep_in_row(shared, row)
             drawn.append(unit)
             loss_tasks += list(task_losses)
             losses += [loss.detach().float() for loss in task_losses.values()]
     if combines:
-        write_combined_gradient(model, shared, reached, task_grads, unit_losses, weighting, accelerator, step_number)
+        combined = combine_rows(model, shared, rows, unit_losses, weighting, accelerator, step_number)
+        _as_gradients(shared, combined)
     regularizer = torch.stack(regularizers).mean() if regularizers else None
     return StepResult(drawn, loss_tasks, torch.stack(losses), regularizer, examples, tokens, padded)
 
 
-def _flat_grads(parameters: list[torch.Tensor], reached: list[bool]) -> torch.Tensor:
-    """The parameters' gradients as one vector (zeros where a parameter got none); marks which got one."""
-    parts = []
-    for index, parameter in enumerate(parameters):
-        if parameter.grad is None:
-            parts.append(torch.zeros(parameter.numel(), device=parameter.device, dtype=torch.float32))
-        else:
-            reached[index] = True
-            parts.append(parameter.grad.reshape(-1).float())
-    return torch.cat(parts)
+def shared_parameters(model: Any, accelerator: Accelerator) -> list[torch.Tensor]:
+    """The parameters every task reads: the shared encoder's (soft sharing's private layers are not in it)."""
+    return [p for p in accelerator.unwrap_model(model).encoder.parameters() if p.requires_grad]
 
 
-def write_combined_gradient(
+def gradient_rows(model: Any, units: int, accelerator: Accelerator) -> torch.Tensor:
+    """The storage of each unit's gradient of the shared parameters, (units, their size), in float32."""
+    size = sum(p.numel() for p in shared_parameters(model, accelerator))
+    return torch.zeros(units, size, device=accelerator.device)
+
+
+def _as_gradients(parameters: list[torch.Tensor], flat: torch.Tensor) -> list[torch.Tensor]:
+    """Make slices of `flat` the parameters' `.grad`, so a backward accumulates into it in place."""
+    views, offset = [], 0
+    for parameter in parameters:
+        view = flat[offset : offset + parameter.numel()].view_as(parameter)
+        parameter.grad = view
+        views.append(view)
+        offset += parameter.numel()
+    return views
+
+
+def _keep_in_row(parameters: list[torch.Tensor], views: list[torch.Tensor]) -> None:
+    """Autograd adds into an existing `.grad` in place; should it ever replace one, copy it into the row."""
+    for parameter, view in zip(parameters, views, strict=True):
+        if parameter.grad is not None and parameter.grad.data_ptr() != view.data_ptr():
+            view.copy_(parameter.grad)
+            parameter.grad = view
+
+
+def combine_rows(
     model: Any,
     shared: list[torch.Tensor],
-    reached: list[bool],
-    task_grads: torch.Tensor,
+    rows: torch.Tensor,
     unit_losses: torch.Tensor,
     weighting: Any,
     accelerator: Accelerator,
     step_number: int,
-) -> None:
-    """Average across processes, unscale (fp16), combine, and set the shared parameters' gradient."""
+) -> torch.Tensor:
+    """The shared parameters' gradient: the rows averaged across processes (with every other gradient, which
+    the unsynchronised backwards left per process), unscaled under fp16, combined, and scaled back."""
     if accelerator.num_processes > 1:
         shared_ids = {id(p) for p in shared}
         others = [p for p in model.parameters() if id(p) not in shared_ids and p.grad is not None]
-        for tensor in (task_grads, unit_losses, *(p.grad for p in others)):
+        for tensor in (rows, unit_losses, *(p.grad for p in others)):
             torch.distributed.all_reduce(tensor)
             tensor /= accelerator.num_processes
-    # Under fp16 each unit's gradient carries the grad scaler's factor: the methods see true gradients, and the
-    # combination is scaled back so that the optimizer's unscaling (and its inf check) work as usual.
+    # Under fp16 each row carries the grad scaler's factor: the methods see true gradients, and the result is
+    # scaled back so that the optimizer's unscaling (and its inf check) work as usual.
     scale = float(accelerator.scaler.get_scale()) if accelerator.scaler is not None else 1.0
-    grads = task_grads / scale
-    if bool(torch.isfinite(grads).all()):
-        combined = weighting.combine(grads, unit_losses, step_number) * scale
-    else:  # the step will be skipped (non-finite gradient): the sum keeps the inf/NaN where the checks see it
-        combined = task_grads.sum(dim=0)
-    offset = 0
-    for parameter, is_reached in zip(shared, reached, strict=True):
-        size = parameter.numel()
-        if is_reached:
-            parameter.grad = combined[offset : offset + size].view_as(parameter).to(parameter.dtype)
-        offset += size
+    if not bool(torch.isfinite(rows.sum())):  # the step will be skipped: keep the inf/NaN where checks see it
+        return rows.sum(dim=0)
+    if scale == 1.0:
+        return weighting.combine(rows, unit_losses, step_number)
+    return weighting.combine(rows / scale, unit_losses, step_number) * scale
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

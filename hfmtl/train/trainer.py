@@ -44,7 +44,14 @@ from hfmtl.train.precision import pad_multiple, with_resolved_precision
 from hfmtl.train.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
 from hfmtl.train.run_dir import earlier_run_files, locked_output_dir, remove_run_files
 from hfmtl.train.selection import ModelSelection
-from hfmtl.train.step import StepResult, forward_backward, forward_backward_all_tasks, non_finite_flag, read_steps
+from hfmtl.train.step import (
+    StepResult,
+    forward_backward,
+    forward_backward_all_tasks,
+    gradient_rows,
+    non_finite_flag,
+    read_steps,
+)
 
 
 class NonFiniteLossError(HfmtlError):
@@ -128,8 +135,9 @@ def _train(
     scheduler = build_scheduler(optimizer, training)
     model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
     weigh = learned[0] if learned else weighting  # what the step calls (DDP-wrapped when learned)
+    rows = None
     if weighting.combines_gradients:  # a gradient method: it only scales losses, and sets its own gradient
-        weigh = weighting
+        weigh, rows = weighting, gradient_rows(model, len(units), accelerator)
     unwrapped = accelerator.unwrap_model(model)
 
     identity = _run_identity(config, accelerator)
@@ -158,7 +166,7 @@ def _train(
 
     while progress.step < last_step:
         if all_tasks:
-            step = forward_backward_all_tasks(model, weigh, batches, units, accelerator, config, progress.step)
+            step = forward_backward_all_tasks(model, weigh, batches, units, accelerator, config, progress.step, rows)
         else:
             step = forward_backward(model, weigh, batches, units, accelerator, config)
         tasks.extend(step.tasks)
