@@ -43,22 +43,20 @@ def _parser() -> argparse.ArgumentParser:
         "with its type, default and meaning (and the values this config resolves to).",
     )
     _add_config_arguments(train)
-    train.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        metavar="CHECKPOINT",
-        help="continue from a checkpoint: the newest in the run's output dir, or the folder given",
-    )
-    train.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier run in output_dir (only the files a run writes are removed)",
-    )
-    train.add_argument(
-        "--stop-at", type=int, metavar="STEP", help="checkpoint and stop at this step (continue later with --resume)"
-    )
+    _add_run_arguments(train)
     train.set_defaults(command=_train)
+
+    distill = commands.add_parser(
+        "distill",
+        help="train a (smaller) student on a config's tasks from a trained multi-task teacher and the labels",
+        description="Train the config's model from the teacher's soft targets mixed with the gold labels "
+        "(distillation.alpha, distillation.temperature), through the same trainer. A smaller student: "
+        "--set encoder.num_layers=3 keeps the first 3 layers of the config's encoder.",
+    )
+    distill.add_argument("teacher", help="a trained hfmtl model folder (or Hub id) with every task of the config")
+    _add_config_arguments(distill)
+    _add_run_arguments(distill)
+    distill.set_defaults(command=_distill)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model and write report.json/.md/.html")
     evaluate.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
@@ -117,8 +115,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the modelling code an encoder ships in the model folder (only for code you have read and trust)",
     )
+    predict.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="onnxruntime: run a folder written by `hfmtl export --format onnx` (needs pip install 'hfmtl[onnx]')",
+    )
+    predict.add_argument("--quantize", help="int8: make the model's Linear layers int8 on load (torch backend, CPU)")
     predict.add_argument("--debug", action="store_true", help="show full tracebacks")
     predict.set_defaults(command=_predict)
+
+    export = commands.add_parser(
+        "export", help="write a model folder as one ONNX graph with every head (for onnxruntime)"
+    )
+    export.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
+    export.add_argument("--format", default="onnx", help="the format to write (onnx)")
+    export.add_argument("--out", required=True, help="a new (or empty) folder to write the export into")
+    export.add_argument("--quantize", help="int8: store the graph's weights as int8 (dynamic quantization, CPU)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    export.add_argument("--debug", action="store_true", help="show full tracebacks")
+    export.set_defaults(command=_export)
 
     publish = commands.add_parser("publish", help="upload a model folder to the Hugging Face Hub")
     publish.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
@@ -149,6 +165,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint: the newest in the run's output dir, or the folder given",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in output_dir (only the files a run writes are removed)",
+    )
+    parser.add_argument(
+        "--stop-at", type=int, metavar="STEP", help="checkpoint and stop at this step (continue later with --resume)"
+    )
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="run config (YAML)")
     parser.add_argument(
@@ -177,6 +211,11 @@ def _train(args: argparse.Namespace) -> None:
             kinds = {task.name: task.kind for task in config.tasks}
             best = format_main_metrics(result.best_metrics, kinds)
             print(f"Best at step {result.best_step}: {best}")  # noqa: T201
+
+
+def _distill(args: argparse.Namespace) -> None:
+    args.overrides = [*args.overrides, f"distillation.teacher={args.teacher}"]
+    _train(args)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -227,7 +266,16 @@ def _predict(args: argparse.Namespace) -> None:
         dtype=args.dtype,
         allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code,
+        backend=args.backend,
+        quantize=args.quantize,
     )
+
+
+def _export(args: argparse.Namespace) -> None:
+    from hfmtl.deploy.onnx_export import export_onnx
+
+    graph = export_onnx(args.model_dir, args.out, format=args.format, quantize=args.quantize, overwrite=args.overwrite)
+    print(f"Wrote {graph} (every task's logits as an output named after it) and its tokenizer and config")  # noqa: T201
 
 
 def _publish(args: argparse.Namespace) -> None:

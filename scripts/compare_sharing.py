@@ -125,16 +125,20 @@ def markdown(variants_runs: dict[str, list[dict]], meta: dict) -> str:
         "± sample standard deviation over the seeds. A difference to the baseline is "
         "*beyond noise* when it is more than twice its standard error, sqrt((s1² + s2²) / n), else *within noise*.",
         "",
-        "| variant | " + " | ".join(tasks) + " | mean | Δ mean vs baseline | noise | s / step | final loss weights |",
-        "|---|" + "---:|" * (len(tasks) + 2) + "---|---:|---|",
+        "| variant | " + " | ".join(tasks) + " | mean | Δ mean vs baseline | noise | Δ per seed (paired) | s / step "
+        "| final loss weights |",
+        "|---|" + "---:|" * (len(tasks) + 2) + "---|---|---:|---|",
     ]
     for name, result in summaries.items():
         cells = " | ".join(_mean_std(result["main"][task]) for task in tasks)
         delta = result["aggregate"]["mean"] - baseline["aggregate"]["mean"]
         noise = beyond_noise(result["aggregate"], baseline["aggregate"], seeds) if name != baseline_name else "-"
         weights = ", ".join(f"{t} {w:.2f}" for t, w in result["loss_weights"].items())
+        # Runs with the same seed share the initialisation and the data order: their difference is paired.
+        by_seed = {run["seed"]: run["aggregate"] for run in variants_runs[baseline_name]}
+        paired = ", ".join(f"{run['aggregate'] - by_seed[run['seed']]:+.4f}" for run in variants_runs[name])
         lines.append(
-            f"| {name} | {cells} | {_mean_std(result['aggregate'])} | {delta:+.4f} | {noise} | "
+            f"| {name} | {cells} | {_mean_std(result['aggregate'])} | {delta:+.4f} | {noise} | {paired} | "
             f"{result['seconds_per_step']:.2f} | {weights} |"
         )
     return "\n".join(lines) + "\n"
@@ -154,7 +158,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/compare-sharing"), help="where the runs go")
     parser.add_argument("--ner-layer", type=int, default=4, help="the layer NER reads in the hierarchical run")
     parser.add_argument("--only", nargs="*", help="re-run these variants (by name), keeping the others' results")
+    parser.add_argument("--render", action="store_true", help="rewrite <out>.md from <out>.json; train nothing")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        write_text_atomic(args.out.with_suffix(".md"), markdown(saved["runs"], saved["meta"]))
+        return
     seeds = args.seeds or [load_config(args.config).seed]
     earlier: dict[str, list[dict]] = {}
     if args.only and args.out.with_suffix(".json").is_file():

@@ -158,6 +158,38 @@ CASES = [
         "every task. Weigh the tasks' losses with 'tasks.NAME.loss_weight' instead",
     ),
     Case(
+        "export",
+        "a folder that is not a model",
+        lambda t, r: ["export", str(t), "--out", f"{t}/onnx"],
+        "'<tmp>' is not a model folder: it has no config.json",
+    ),
+    Case(
+        "export",
+        "unknown format",
+        lambda t, r: ["export", str(r / "model"), "--format", "tflite", "--out", f"{t}/onnx"],
+        "unknown export format 'tflite'; expected one of: onnx",
+    ),
+    Case(
+        "export",
+        "a quantization hfmtl does not have",
+        lambda t, r: ["export", str(r / "model"), "--quantize", "int4", "--out", f"{t}/onnx"],
+        "unknown quantization 'int4'; expected one of: int8",
+    ),
+    Case(
+        "export",
+        "quantizing an ONNX graph at load",
+        lambda t, r: ["predict", str(r / "model"), "--backend", "onnxruntime", "--quantize", "int8", "hello"],
+        "an ONNX graph is quantized when it is exported: hfmtl export --quantize int8",
+    ),
+    Case(
+        "distill",
+        "a teacher whose tokenizer differs from the student's",
+        lambda t, r: ["distill", other_tokenizer(t, r), "configs/tiny.yaml", "--set", f"output_dir={t}/run"],
+        "the student's tokenizer ('tests/assets/tiny/encoder') differs from the one of the teacher '<tmp>/teacher'; "
+        "distillation compares their outputs token by token, so the student's encoder must read text as the "
+        "teacher's does",
+    ),
+    Case(
         "config",
         "seed out of range",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "seed=-1"],
@@ -575,6 +607,17 @@ def other_data_baseline(tmp: Path) -> str:
     baseline = {"tasks": {}, "data": {"sentiment": {"source": "elsewhere.jsonl", "sha256": "0" * 64}}}
     (tmp / "b.json").write_text(json.dumps(baseline))
     return str(tmp / "b.json")
+
+
+def other_tokenizer(tmp: Path, run: Path) -> str:
+    """A copy of the trained model whose tokenizer calls one of its tokens by another name."""
+    folder = tmp / "teacher"
+    shutil.copytree(run / "model", folder)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    vocab = tokenizer["model"]["vocab"]
+    vocab["zzzz"] = vocab.pop(next(token for token in vocab if token.isalpha()))
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    return str(folder)
 
 
 def pickled_only(tmp: Path, run: Path) -> str:

@@ -244,3 +244,26 @@ def test_each_row_is_its_tasks_own_gradient_of_the_encoder(tiny_config):
         if task == "ner":
             assert torch.allclose(head_grad, model.heads["ner"].out.weight.grad, atol=1e-6)
     assert torch.allclose(combined, method.grads.sum(dim=0))
+
+
+@pytest.mark.parametrize("strategy", ["pcgrad", "gradnorm"])
+def test_under_a_grad_scaler_the_methods_see_true_gradients_and_the_optimizer_unscales(strategy):
+    from types import SimpleNamespace
+
+    from hfmtl.config.run_config import LossWeightingConfig
+    from hfmtl.train.loss_weighting import ProjectedGradients
+    from hfmtl.train.step import combine_rows
+
+    def method():
+        if strategy == "gradnorm":
+            return GradNormWeighting({"a": 1.0, "b": 1.0}, ["a", "b"], alpha=1.5)
+        return ProjectedGradients({"a": 1.0, "b": 1.0}, LossWeightingConfig(strategy=strategy), seed=0)
+
+    rows, losses = torch.tensor([[3.0, 1.0], [-2.0, 0.5]]), torch.tensor([0.7, 0.3])
+    plain, scaled = method(), method()
+    unscaled = combine_rows(None, [], rows, losses, plain, SimpleNamespace(num_processes=1, scaler=None), 0)
+    scaler = SimpleNamespace(get_scale=lambda: 1024.0)
+    result = combine_rows(None, [], rows * 1024, losses, scaled, SimpleNamespace(num_processes=1, scaler=scaler), 0)
+    assert result == pytest.approx(unscaled * 1024)  # the optimizer's unscaling then gives the true update
+    if strategy == "gradnorm":
+        assert scaled.logits.grad == pytest.approx(plain.logits.grad * 1024)

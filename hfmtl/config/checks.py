@@ -56,6 +56,7 @@ def check_config(config: RunConfig) -> None:
     _check_training(config.training)
     _check_sharing(config)
     _check_loss_weighting(config)
+    _check_distillation(config)
 
 
 def _check_sampling(sampling: SamplingConfig, names: list[str]) -> None:
@@ -186,6 +187,16 @@ def _check_loss_weighting(config: RunConfig) -> None:
             f"'loss_weighting.strategy' is '{weighting.strategy}', which balances two or more tasks' gradients, "
             "but this config trains one task (or one joint group); use 'static'"
         )
+
+
+def _check_distillation(config: RunConfig) -> None:
+    distillation = config.distillation
+    if not 0 <= distillation.alpha <= 1:
+        raise ConfigError(f"'distillation.alpha' must be between 0 and 1, got {distillation.alpha}")
+    if distillation.temperature <= 0:
+        raise ConfigError(f"'distillation.temperature' must be > 0, got {distillation.temperature}")
+    if config.encoder.num_layers is not None and config.encoder.num_layers < 1:
+        raise ConfigError(f"'encoder.num_layers' must be >= 1 or null, got {config.encoder.num_layers}")
 
 
 def config_task(config: RunConfig, name: str, key: str) -> TaskConfig:

@@ -35,6 +35,9 @@ class EncoderConfig:
     """Longest tokenized input; longer inputs are truncated (NER labels stay aligned)."""
     trust_remote_code: bool = False
     """Allow running modelling code shipped with a Hub encoder. Off unless you trust its author."""
+    num_layers: int | None = None
+    """Keep only the encoder's first k transformer layers (e.g. 3 of MiniLM's 6, for a distilled student);
+    null keeps them all."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,19 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class DistillationConfig:
+    teacher: str | None = None
+    """A trained hfmtl model folder (or Hub id) whose answers the model learns from, as well as from the labels
+    (`hfmtl distill TEACHER CONFIG` sets it); null trains from the labels alone. The teacher must have every
+    task of this config, with the same kind and labels, and the same tokenizer."""
+    alpha: float = 0.5
+    """Weight of the gold-label loss; 1 - alpha goes to the teacher's soft targets."""
+    temperature: float = 2.0
+    """Softening of the teacher's and the student's distributions (classification kinds); the soft loss is
+    scaled by T^2 so its gradients keep their size (Hinton et al. 2015). Regression matches the teacher's value."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     encoder: EncoderConfig
     """The shared encoder."""
@@ -223,6 +239,8 @@ class RunConfig:
     intensity): a step draws the group and trains all its heads on one batch with one encoder pass."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation and the training loop."""
+    distillation: DistillationConfig = field(default_factory=DistillationConfig)
+    """Learning from a trained multi-task teacher's soft targets as well as from the labels."""
 
 
 def task_batch_size(task: TaskConfig, training: TrainingConfig) -> int:

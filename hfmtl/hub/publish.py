@@ -141,3 +141,12 @@ def download_model(repo_id: str, *, revision: str | None = None, endpoint: str |
     only if the caller opts in with `trust_remote_code`."""
     patterns = [*ALLOWED_FILES, "*.py"]
     return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, endpoint=endpoint))
+
+
+def model_path(model_dir_or_repo: str | Path, *, revision: str | None = None) -> Path:
+    """A local model folder as given, or a Hub repo id (`user/name`, not a path that exists) downloaded."""
+    path = Path(model_dir_or_repo)
+    name = str(model_dir_or_repo)
+    if not path.exists() and "/" in name and not name.startswith((".", "/")):
+        return download_model(name, revision=revision)
+    return path

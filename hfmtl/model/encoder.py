@@ -81,6 +81,7 @@ def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None])
             trust_remote_code=config.encoder.trust_remote_code,
             soft_layers=config.sharing.soft_layers,
             soft_penalty=config.sharing.soft_penalty,
+            num_layers=config.encoder.num_layers,
         )
     except (OSError, ValueError) as error:
         raise ModelLoadError(_load_failure("encoder", config.encoder.name_or_path, error)) from None
@@ -94,6 +95,9 @@ def check_layers(config: RunConfig, source: str | None = None) -> None:
     source = source or resolve_encoder(encoder.name_or_path)
     settings = _encoder_settings(encoder, source)
     layers = settings.num_hidden_layers
+    if encoder.num_layers is not None and encoder.num_layers > layers:
+        raise ConfigError(f"'encoder.num_layers' is {encoder.num_layers}, but '{encoder.name_or_path}' has {layers}")
+    layers = encoder.num_layers or layers
     for task in config.tasks:
         if task.layer is not None and task.layer > layers:
             raise ConfigError(

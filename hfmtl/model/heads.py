@@ -1,5 +1,6 @@
 """The task heads: pooled text to class logits, a value or per-label logits, every token to tag logits, each
-with its loss.
+with its loss, and its `soft_loss` against a teacher's logits for distillation (Hinton et al. 2015: the KL
+divergence of temperature-softened distributions, times T^2 so that its gradients keep their size).
 
 Like modeling.py, this file imports only torch, so that it is published beside it as remote code.
 """
@@ -39,6 +40,11 @@ class ClassificationHead(nn.Module):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), labels)
 
+    def soft_loss(
+        self, logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        return softened_kl(logits, teacher, temperature)
+
 
 class RegressionHead(ClassificationHead):
     """The classification head with one output, read as a real value."""
@@ -49,12 +55,25 @@ class RegressionHead(ClassificationHead):
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(logits.float(), labels.float())
 
+    def soft_loss(
+        self, logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """The squared distance to the teacher's value (a value has no distribution to soften)."""
+        return F.mse_loss(logits.float(), teacher.float())
+
 
 class MultiLabelHead(ClassificationHead):
     """The classification head read as one independent yes/no per label (sigmoid, binary cross-entropy)."""
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+    def soft_loss(
+        self, logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """Each label's softened teacher probability as the target of its softened sigmoid, times T^2."""
+        targets = torch.sigmoid(teacher.float() / temperature)
+        return F.binary_cross_entropy_with_logits(logits.float() / temperature, targets) * temperature**2
 
 
 class TokenClassificationHead(nn.Module):
@@ -70,6 +89,20 @@ class TokenClassificationHead(nn.Module):
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+    def soft_loss(
+        self, logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """The softened KL over the positions the label loss reads (each word's first sub-token)."""
+        read = labels != IGNORE_INDEX
+        return softened_kl(logits[read], teacher[read], temperature)
+
+
+def softened_kl(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(softmax(teacher / T) || softmax(logits / T)) averaged over rows, times T^2."""
+    student = F.log_softmax(logits.float() / temperature, dim=-1)
+    target = F.log_softmax(teacher.float() / temperature, dim=-1)
+    return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature**2
 
 
 HEAD_TYPES: dict[str, type[nn.Module]] = {

@@ -98,10 +98,13 @@ class MultiTaskModel(PreTrainedModel):
         head_dropout: float = 0.1,
         soft_layers: int = 0,
         soft_penalty: float = 0.0,
+        num_layers: int | None = None,
     ) -> MultiTaskModel:
-        """A new model: pretrained encoder weights (also in every private layer copy), fresh heads."""
+        """A new model: pretrained encoder weights (also in every private layer copy), fresh heads.
+        `num_layers` keeps the encoder's first k layers only (their pretrained weights; the rest are left out)."""
+        fewer_layers = {"num_hidden_layers": num_layers} if num_layers is not None else {}
         encoder = AutoModel.from_pretrained(
-            encoder_name_or_path, revision=revision, trust_remote_code=trust_remote_code
+            encoder_name_or_path, revision=revision, trust_remote_code=trust_remote_code, **fewer_layers
         )
         config = MultiTaskConfig(
             encoder=encoder.config.to_dict(),

@@ -20,6 +20,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from hfmtl.data.collate import Collator
+from hfmtl.deploy.onnx_runtime import OnnxMultiTaskModel, load_onnx_dir
+from hfmtl.deploy.quantize import check_quantization, quantize_torch
 from hfmtl.errors import InputError
 from hfmtl.model.folder import load_model_dir
 from hfmtl.model.modeling import MultiTaskModel
@@ -45,7 +47,7 @@ class MultiTaskPipeline:
 
     def __init__(
         self,
-        model: MultiTaskModel,
+        model: MultiTaskModel | OnnxMultiTaskModel,
         tokenizer: PreTrainedTokenizerBase,
         *,
         max_length: int = 512,
@@ -56,12 +58,20 @@ class MultiTaskPipeline:
     ) -> None:
         if not tokenizer.is_fast:
             raise InputError("MultiTaskPipeline needs a fast tokenizer (for word boundaries and character offsets)")
-        device = _device(device)
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model.to(device=device, dtype=dtype).eval()
+        if isinstance(model, MultiTaskModel):
+            device = _device(device)
+            self.model = model.to(device=device, dtype=dtype).eval()
+            max_positions = model.encoder.config.max_position_embeddings
+        else:  # an ONNX export, run by onnxruntime on the CPU in the dtype it was exported in
+            if (device is not None and str(device) != "cpu") or dtype is not None:
+                raise InputError(
+                    "the onnxruntime backend runs on the CPU in the exported dtype: drop device and dtype"
+                )
+            device, self.model, max_positions = torch.device("cpu"), model, model.max_positions
         self.tokenizer = tokenizer
-        self.max_length = min(max_length, model.encoder.config.max_position_embeddings)
+        self.max_length = min(max_length, max_positions)
         self.stride = stride
         self.batch_size = batch_size
         self.device = device
@@ -78,22 +88,40 @@ class MultiTaskPipeline:
         revision: str | None = None,
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
+        backend: str = "torch",
+        quantize: str | None = None,
         **options: Any,
     ) -> MultiTaskPipeline:
         """From a model folder, or a Hub repo id (downloaded once, then read from the local cache).
 
         `allow_pickle` also accepts a folder whose weights are only a pytorch_model.bin, and `trust_remote_code`
-        runs the modelling code an encoder saved in the folder: opt in for trusted ones only.
+        runs the modelling code an encoder saved in the folder: opt in for trusted ones only. `backend=
+        "onnxruntime"` runs a folder written by `hfmtl export --format onnx` instead (`pip install 'hfmtl[onnx]'`).
+        `quantize="int8"` makes the PyTorch model's Linear layers int8 on load (CPU only); an ONNX graph is
+        quantized when it is exported (`hfmtl export --quantize int8`).
         """
-        path = Path(model_dir_or_repo)
-        if not path.exists() and "/" in str(model_dir_or_repo) and not str(model_dir_or_repo).startswith((".", "/")):
-            from hfmtl.hub.publish import download_model
+        if backend not in ("torch", "onnxruntime"):
+            raise InputError(f"unknown backend '{backend}'; expected torch or onnxruntime")
+        check_quantization(quantize)
+        if quantize is not None and backend == "onnxruntime":
+            raise InputError("an ONNX graph is quantized when it is exported: hfmtl export --quantize int8")
+        is_cpu_float = options.get("dtype") is None and str(options.get("device") or "cpu") == "cpu"
+        if quantize is not None and not is_cpu_float:
+            raise InputError("int8 dynamic quantization runs on the CPU in float32: drop device and dtype")
+        from hfmtl.hub.publish import model_path
 
-            path = download_model(str(model_dir_or_repo), revision=revision)
-        loaded = load_model_dir(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
-        if loaded.run_config is not None:  # read texts the way the model was trained to
-            options.setdefault("max_length", loaded.run_config.encoder.max_length)
-        return cls(loaded.model, loaded.tokenizer, **options)
+        path = model_path(model_dir_or_repo, revision=revision)
+        if backend == "onnxruntime":
+            model, tokenizer, run_config = load_onnx_dir(path)
+        else:
+            loaded = load_model_dir(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+            model, tokenizer, run_config = loaded.model, loaded.tokenizer, loaded.run_config
+            if quantize is not None:
+                model = quantize_torch(model)
+                options.setdefault("device", "cpu")
+        if run_config is not None:  # read texts the way the model was trained to
+            options.setdefault("max_length", run_config.encoder.max_length)
+        return cls(model, tokenizer, **options)
 
     @torch.no_grad()
     def __call__(self, inputs: PipelineInput | Sequence[PipelineInput]) -> dict[str, Any] | list[dict[str, Any]]:
@@ -186,7 +214,10 @@ class MultiTaskPipeline:
                     {**row, "token_type_ids": windows[i].token_type_ids} for row, i in zip(rows, chunk, strict=True)
                 ]
             batch = {name: tensor.to(self.device) for name, tensor in self.collator(rows).items()}
-            logits = self.model(tasks, **batch).logits
+            if isinstance(self.model, MultiTaskModel):
+                logits = self.model(tasks, **batch).logits
+            else:
+                logits = self.model.logits(tasks, **batch)
             lengths = [len(windows[i].input_ids) for i in chunk]
             for task, values in logits.items():
                 for index, output in zip(chunk, self.kinds[task].window_outputs(values, lengths), strict=True):

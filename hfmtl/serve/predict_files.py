@@ -31,6 +31,8 @@ def predict_to_stream(
     dtype: str | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    backend: str = "torch",
+    quantize: str | None = None,
 ) -> int:
     """Predict on `texts` and/or the texts of `input_path`; write JSON lines to `output_path` or stdout.
 
@@ -47,6 +49,8 @@ def predict_to_stream(
         dtype=DTYPES[dtype] if dtype else None,
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
+        backend=backend,
+        quantize=quantize,
     )
     items = list(texts) + (read_texts(Path(input_path), text_field, text_pair_field) if input_path else [])
     output: TextIO = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout  # noqa: SIM115

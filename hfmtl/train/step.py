@@ -16,6 +16,7 @@ import torch
 from accelerate import Accelerator
 
 from hfmtl.config.run_config import RunConfig
+from hfmtl.train.distillation import Teacher
 
 
 @dataclass
@@ -43,6 +44,7 @@ def forward_backward(
     units: dict[str, list[str]],
     accelerator: Accelerator,
     config: RunConfig,
+    teacher: Teacher | None = None,
 ) -> StepResult:
     """Forward and backward every micro-batch of one step; gradients are summed, not yet applied.
 
@@ -62,8 +64,7 @@ def forward_backward(
         is_last = micro_step == accumulation - 1
         with contextlib.nullcontext() if is_last else accelerator.no_sync(model):
             with accelerator.autocast():
-                output = model(task=members[0] if len(members) == 1 else members, **batch)
-            task_losses = output.losses or {members[0]: output.loss}
+                output, task_losses = _unit_forward(model, members, batch, accelerator, teacher)
             total = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
             if output.regularizer is not None:
                 total = total + output.regularizer
@@ -85,6 +86,7 @@ def forward_backward_all_tasks(
     config: RunConfig,
     step_number: int,
     rows: torch.Tensor | None = None,
+    teacher: Teacher | None = None,
 ) -> StepResult:
     """Forward and backward one batch of every unit per micro-batch (`sampling.mode: all_tasks`).
 
@@ -115,8 +117,7 @@ def forward_backward_all_tasks(
             is_last = micro_step == accumulation - 1 and index == len(units) - 1
             with contextlib.nullcontext() if is_last and not combines else accelerator.no_sync(model):
                 with accelerator.autocast():
-                    output = model(task=members[0] if len(members) == 1 else members, **batch)
-                task_losses = output.losses or {members[0]: output.loss}
+                    output, task_losses = _unit_forward(model, members, batch, accelerator, teacher)
                 total = torch.stack([weighting(task, loss) for task, loss in task_losses.items()]).sum()
                 unit_losses[index] += total.detach().float() / accumulation
                 if output.regularizer is not None:
@@ -133,6 +134,17 @@ def forward_backward_all_tasks(
         _as_gradients(shared, combined)
     regularizer = torch.stack(regularizers).mean() if regularizers else None
     return StepResult(drawn, loss_tasks, torch.stack(losses), regularizer, examples, tokens, padded)
+
+
+def _unit_forward(
+    model: Any, members: list[str], batch: dict[str, Any], accelerator: Accelerator, teacher: Teacher | None
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """A unit's forward: the output and each task's loss, with the teacher's soft targets mixed in if distilling."""
+    output = model(task=members[0] if len(members) == 1 else members, **batch)
+    task_losses = output.losses or {members[0]: output.loss}
+    if teacher is not None:
+        task_losses = teacher.mix(accelerator.unwrap_model(model), members, batch, output.logits, task_losses)
+    return output, task_losses
 
 
 def shared_parameters(model: Any, accelerator: Accelerator) -> list[torch.Tensor]:
@@ -189,7 +201,12 @@ def combine_rows(
         return rows.sum(dim=0)
     if scale == 1.0:
         return weighting.combine(rows, unit_losses, step_number)
-    return weighting.combine(rows / scale, unit_losses, step_number) * scale
+    combined = weighting.combine(rows / scale, unit_losses, step_number) * scale
+    if isinstance(weighting, torch.nn.Module):  # GradNorm's logits: the optimizer unscales their gradient too
+        for parameter in weighting.parameters():
+            if parameter.grad is not None:
+                parameter.grad *= scale
+    return combined
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from hfmtl.train.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
+from hfmtl.train.distillation import load_teacher
 from hfmtl.train.loss_weighting import build_loss_weighting
 from hfmtl.train.optimization import build_optimizer, build_scheduler, rewind_schedule
 from hfmtl.train.precision import pad_multiple, with_resolved_precision
@@ -105,7 +106,9 @@ def _train(
         for name, s in splits.items()
         if "validation" in s
     }
-    model = build_model(config, {name: d.labels for name, d in data.items()})
+    labels = {name: d.labels for name, d in data.items()}
+    model = build_model(config, labels)
+    teacher = load_teacher(config, tokenizer, labels, accelerator.device)  # None unless distilling
     for task in config.tasks:  # a kind may start its head from the training labels (resume restores weights)
         task_kind(task.kind).init_head(model.heads[task.name], splits[task.name]["train"])
     units = sampling_units(config)
@@ -166,9 +169,11 @@ def _train(
 
     while progress.step < last_step:
         if all_tasks:
-            step = forward_backward_all_tasks(model, weigh, batches, units, accelerator, config, progress.step, rows)
+            step = forward_backward_all_tasks(
+                model, weigh, batches, units, accelerator, config, progress.step, rows, teacher
+            )
         else:
-            step = forward_backward(model, weigh, batches, units, accelerator, config)
+            step = forward_backward(model, weigh, batches, units, accelerator, config, teacher)
         tasks.extend(step.tasks)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm or math.inf)
         # A non-finite loss or gradient must never reach the weights, yet reading it here would make the host
