@@ -9,6 +9,7 @@ The sub-packages, in the order a run uses them:
 - `evaluation`: scoring a model per task, `hfmtl evaluate` and its reports.
 - `serve`: `serve.pipeline.MultiTaskPipeline` and `hfmtl predict`.
 - `hub`: publishing to and downloading from the Hugging Face Hub.
+- `deploy`: ONNX export with every head, the onnxruntime backend, int8 quantization.
 
 Import the parts you need; importing the package itself is cheap.
 """

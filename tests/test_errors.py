@@ -178,7 +178,7 @@ CASES = [
     Case(
         "export",
         "quantizing an ONNX graph at load",
-        lambda t, r: ["predict", str(r / "model"), "--backend", "onnxruntime", "--quantize", "int8", "hello"],
+        lambda t, r: ["predict", str(r / "model"), "hello", "--backend", "onnxruntime", "--quantize", "int8"],
         "an ONNX graph is quantized when it is exported: hfmtl export --quantize int8",
     ),
     Case(
