@@ -118,7 +118,7 @@ class MultiTaskPipeline:
             model, tokenizer, run_config = loaded.model, loaded.tokenizer, loaded.run_config
             if quantize is not None:
                 model = quantize_torch(model)
-                options.setdefault("device", "cpu")
+                options["device"] = "cpu"  # checked above to be unset or the CPU
         if run_config is not None:  # read texts the way the model was trained to
             options.setdefault("max_length", run_config.encoder.max_length)
         return cls(model, tokenizer, **options)
