@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hfmtl import __version__
+from hfmtl import __version__, commands
 from hfmtl.errors import HfmtlError
 
 
@@ -34,9 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfmtl", description="Multi-task fine-tuning of Hugging Face encoders.")
     parser.add_argument("--version", action="version", version=f"hfmtl {__version__}")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    subcommands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = commands.add_parser(
+    train = subcommands.add_parser(
         "train",
         help="train one model on every task of a config",
         description="Train one model on every task of a config. `hfmtl config CONFIG` prints every config key "
@@ -44,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config_arguments(train)
     _add_run_arguments(train)
-    train.set_defaults(command=_train)
+    train.set_defaults(command=commands.train)
 
-    distill = commands.add_parser(
+    distill = subcommands.add_parser(
         "distill",
         help="train a (smaller) student on a config's tasks from a trained multi-task teacher and the labels",
         description="Train the config's model from the teacher's soft targets mixed with the gold labels "
@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     distill.add_argument("teacher", help="a trained hfmtl model folder (or Hub id) with every task of the config")
     _add_config_arguments(distill)
     _add_run_arguments(distill)
-    distill.set_defaults(command=_distill)
+    distill.set_defaults(command=commands.distill)
 
-    evaluate = commands.add_parser("evaluate", help="score a trained model and write report.json/.md/.html")
+    evaluate = subcommands.add_parser("evaluate", help="score a trained model and write report.json/.md/.html")
     evaluate.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
     evaluate.add_argument("--config", help="run config naming the data (default: the model's run_config.yaml)")
     evaluate.add_argument("--split", default="validation", help="which split of each task: validation or train")
@@ -84,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the modelling code an encoder ships in the model folder (only for code you have read and trust)",
     )
     evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
-    evaluate.set_defaults(command=_evaluate)
+    evaluate.set_defaults(command=commands.evaluate)
 
-    predict = commands.add_parser("predict", help="answer every task for each text (JSON lines on stdout)")
+    predict = subcommands.add_parser("predict", help="answer every task for each text (JSON lines on stdout)")
     predict.add_argument("model_dir", help="a model folder, or a Hub repo id (user/name)")
     predict.add_argument("texts", nargs="*", help="texts to predict on")
     predict.add_argument(
@@ -123,9 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--quantize", help="int8: make the model's Linear layers int8 on load (torch backend, CPU)")
     predict.add_argument("--debug", action="store_true", help="show full tracebacks")
-    predict.set_defaults(command=_predict)
+    predict.set_defaults(command=commands.predict)
 
-    export = commands.add_parser(
+    export = subcommands.add_parser(
         "export", help="write a model folder as one ONNX graph with every head (for onnxruntime)"
     )
     export.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
@@ -134,9 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--quantize", help="int8: store the graph's weights as int8 (dynamic quantization, CPU)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     export.add_argument("--debug", action="store_true", help="show full tracebacks")
-    export.set_defaults(command=_export)
+    export.set_defaults(command=commands.export)
 
-    publish = commands.add_parser("publish", help="upload a model folder to the Hugging Face Hub")
+    publish = subcommands.add_parser("publish", help="upload a model folder to the Hugging Face Hub")
     publish.add_argument("model_dir", help="a model folder written by hfmtl train (e.g. runs/x/model)")
     publish.add_argument("--repo-id", required=True, help="user/name or organization/name")
     publish.add_argument("--private", action="store_true", help="create the repo as private")
@@ -145,15 +145,15 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--with-code", action="store_true", help="also upload modeling code for trust_remote_code")
     publish.add_argument("--dry-run", action="store_true", help="list what would be uploaded; upload nothing")
     publish.add_argument("--debug", action="store_true", help="show full tracebacks")
-    publish.set_defaults(command=_publish)
+    publish.set_defaults(command=commands.publish)
 
-    config = commands.add_parser(
+    config = subcommands.add_parser(
         "config", help="print the resolved config: every field with its type, default and meaning"
     )
     _add_config_arguments(config)
-    config.set_defaults(command=_config)
+    config.set_defaults(command=commands.config)
 
-    data = commands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
+    data = subcommands.add_parser("data", help="check and tokenize every task's data; print counts and padding")
     _add_config_arguments(data)
     data.add_argument(
         "--fetch",
@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         help="first download the config's missing data files from the Hugging Face Hub into data_dir "
         "(the shipped configs' SST-2, CoNLL-2003 and SST files); files already there are left as they are",
     )
-    data.set_defaults(command=_data)
+    data.set_defaults(command=commands.data)
     return parser
 
 
@@ -194,124 +194,3 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config value, e.g. --set training.max_steps=100 --set tasks.ner.loss_weight=2",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-
-
-def _train(args: argparse.Namespace) -> None:
-    from accelerate import PartialState
-
-    from hfmtl.config.run_config import load_config
-    from hfmtl.evaluation.metrics import format_main_metrics
-    from hfmtl.train.trainer import train
-
-    config = load_config(args.config, args.overrides)
-    result = train(config, resume=args.resume, overwrite=args.overwrite, stop_at_step=args.stop_at)
-    if PartialState().is_main_process:  # under torchrun every process returns here; one report is enough
-        print(f"Model: {result.model_dir}  (log: {result.output_dir / 'metrics.jsonl'})")  # noqa: T201
-        if result.best_metrics is not None:
-            kinds = {task.name: task.kind for task in config.tasks}
-            best = format_main_metrics(result.best_metrics, kinds)
-            print(f"Best at step {result.best_step}: {best}")  # noqa: T201
-
-
-def _distill(args: argparse.Namespace) -> None:
-    args.overrides = [*args.overrides, f"distillation.teacher={args.teacher}"]
-    _train(args)
-
-
-def _evaluate(args: argparse.Namespace) -> None:
-    from accelerate import PartialState
-
-    from hfmtl.errors import ConfigError
-    from hfmtl.evaluation.evaluate_model import evaluate_model_dir
-    from hfmtl.evaluation.metrics import format_main_metrics
-
-    data = {}
-    for item in args.data:
-        task, separator, path = item.partition("=")
-        if not separator or not task or not path:
-            raise ConfigError(f"--data '{item}' must look like TASK=PATH")
-        if task in data:
-            raise ConfigError(f"--data gives task '{task}' twice ({data[task]} and {path}); give each task once")
-        data[task] = path
-    report, out = evaluate_model_dir(
-        args.model_dir,
-        config_path=args.config,
-        overrides=args.overrides,
-        split=args.split,
-        data=data,
-        out_dir=args.out,
-        baseline=args.baseline,
-        batch_size=args.batch_size,
-        trust_remote_code=args.trust_remote_code,
-        allow_different_data=args.allow_different_data,
-    )
-    if PartialState().is_main_process:
-        kinds = {task: entry["kind"] for task, entry in report["tasks"].items()}
-        print(format_main_metrics({t: e["metrics"] for t, e in report["tasks"].items()}, kinds))  # noqa: T201
-        print(f"Report: {out / 'report.html'} (also report.md, report.json, predictions/)")  # noqa: T201
-
-
-def _predict(args: argparse.Namespace) -> None:
-    from hfmtl.serve.predict_files import predict_to_stream
-
-    predict_to_stream(
-        args.model_dir,
-        texts=args.texts,
-        input_path=args.input,
-        output_path=args.output,
-        text_field=args.text_field,
-        text_pair_field=args.text_pair_field,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        allow_pickle=args.allow_pickle,
-        trust_remote_code=args.trust_remote_code,
-        backend=args.backend,
-        quantize=args.quantize,
-    )
-
-
-def _export(args: argparse.Namespace) -> None:
-    from hfmtl.deploy.onnx_export import export_onnx
-
-    graph = export_onnx(args.model_dir, args.out, format=args.format, quantize=args.quantize, overwrite=args.overwrite)
-    print(f"Wrote {graph} (every task's logits as an output named after it) and its tokenizer and config")  # noqa: T201
-
-
-def _publish(args: argparse.Namespace) -> None:
-    from hfmtl.hub.publish import publish
-
-    result = publish(
-        args.model_dir,
-        args.repo_id,
-        private=args.private,
-        revision=args.revision,
-        commit_message=args.commit_message,
-        dry_run=args.dry_run,
-        with_code=args.with_code,
-    )
-    verb = "Would upload" if args.dry_run else "Uploaded"
-    print(f"{verb} {len(result.files)} files to {result.repo_id}:")  # noqa: T201
-    for name, size in result.files:
-        print(f"  {name:<32} {size:>12,} bytes")  # noqa: T201
-    if result.url:
-        print(result.url)  # noqa: T201
-
-
-def _config(args: argparse.Namespace) -> None:
-    from hfmtl.config.help import describe
-    from hfmtl.config.run_config import load_config
-
-    print(describe(load_config(args.config, args.overrides)), end="")  # noqa: T201
-
-
-def _data(args: argparse.Namespace) -> None:
-    from hfmtl.config.run_config import load_config
-    from hfmtl.data.stats import describe_run_data, format_stats
-
-    config = load_config(args.config, args.overrides)
-    if args.fetch:
-        from hfmtl.data.fetch import fetch_data
-
-        fetch_data(config, report=lambda line: print(line, file=sys.stderr))  # noqa: T201
-    print(format_stats(describe_run_data(config)))  # noqa: T201

@@ -20,6 +20,7 @@ from typing import Any
 from accelerate import Accelerator
 
 from hfmtl.atomic import file_sha256, write_json_atomic
+from hfmtl.config.run_config import RunConfig, config_to_dict
 from hfmtl.errors import ConfigError
 
 CHECKPOINTS = "checkpoints"
@@ -206,3 +207,13 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[dotted] = value
     return flat
+
+
+def run_identity(config: RunConfig, accelerator: Accelerator) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it: the config, task order and process count
+    (the task order seeds the sampler; the process count decides each process's share of every batch)."""
+    return {
+        "config": config_to_dict(config),
+        "task_order": [task.name for task in config.tasks],
+        "num_processes": accelerator.num_processes,
+    }

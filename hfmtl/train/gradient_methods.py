@@ -27,13 +27,11 @@ from scipy.optimize import minimize
 def pcgrad(grads: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """The sum of each task's gradient projected off the gradients it conflicts with (Yu et al. 2020)."""
     projected = grads.clone()
-    squared_norms = torch.linalg.vector_norm(grads, dim=1) ** 2
+    squared_norms = (torch.linalg.vector_norm(grads, dim=1) ** 2).clamp(min=1e-20)
     for task in range(grads.shape[0]):
         for other in rng.permutation(grads.shape[0]):
-            if other == task or squared_norms[other] == 0:
-                continue
-            dot = projected[task] @ grads[other]
-            if dot < 0:
+            if other != task:  # only a negative dot product projects: no branch, so no host sync per pair
+                dot = (projected[task] @ grads[other]).clamp(max=0)
                 projected[task] -= dot / squared_norms[other] * grads[other]
     return projected.sum(dim=0)
 

@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hfmtl.atomic import write_text_atomic
-from hfmtl.config.run_config import RunConfig, config_to_dict
+from hfmtl.atomic import write_json_atomic, write_text_atomic
+from hfmtl.config.run_config import RunConfig, config_to_dict, save_config
 from hfmtl.errors import DataError
 
 if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from hfmtl.model.modeling import MultiTaskModel
     from hfmtl.train.step import ReadStep
 
 logger = logging.getLogger(__name__)
@@ -188,3 +191,18 @@ def numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
             flat[name] = value
     return flat
+
+
+def start_records(
+    accelerator: Accelerator, model: MultiTaskModel, config: RunConfig, resume_step: int | None
+) -> MetricsLog:
+    """Write the resolved config, task specs and environment; open the metrics log and any trackers."""
+    training, output_dir = config.training, Path(config.output_dir)
+    if accelerator.is_main_process:
+        save_config(config, output_dir / "run_config.yaml")
+        write_json_atomic(output_dir / "tasks.json", model.config.tasks)
+        env = environment(config.seed, str(accelerator.device), accelerator.num_processes, training.mixed_precision)
+        write_json_atomic(output_dir / "environment.json", env)
+    if training.report_to:
+        accelerator.init_trackers("hfmtl", config=tracker_config(config))
+    return MetricsLog(output_dir / "metrics.jsonl", resume_step=resume_step, is_writer=accelerator.is_main_process)

@@ -18,8 +18,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from hfmtl.atomic import write_json_atomic
-from hfmtl.config.run_config import RunConfig, TrainingConfig, config_to_dict, save_config
+from hfmtl.config.run_config import RunConfig, TrainingConfig
 from hfmtl.data.collate import Collator
 from hfmtl.data.joint import sampling_units, unit_batch_sizes, unit_rows, unit_sampling
 from hfmtl.data.loading import load_all_tasks, tokenize_task
@@ -36,13 +35,14 @@ from hfmtl.train.checkpoint import (
     find_latest_checkpoint,
     load_checkpoint,
     resolve_resume,
+    run_identity,
     save_checkpoint,
 )
 from hfmtl.train.distillation import load_teacher
 from hfmtl.train.loss_weighting import build_loss_weighting
 from hfmtl.train.optimization import build_optimizer, build_scheduler, rewind_schedule
 from hfmtl.train.precision import pad_multiple, with_resolved_precision
-from hfmtl.train.records import LogWindow, MetricsLog, TrainClock, environment, numeric_leaves, tracker_config
+from hfmtl.train.records import LogWindow, TrainClock, numeric_leaves, start_records
 from hfmtl.train.run_dir import earlier_run_files, locked_output_dir, remove_run_files
 from hfmtl.train.selection import ModelSelection
 from hfmtl.train.step import (
@@ -143,7 +143,7 @@ def _train(
         weigh, rows = weighting, gradient_rows(model, len(units), accelerator)
     unwrapped = accelerator.unwrap_model(model)
 
-    identity = _run_identity(config, accelerator)
+    identity = run_identity(config, accelerator)
     progress = TrainerState()
     if resume_from is not None:
         progress, loader_state = load_checkpoint(accelerator, resume_from, identity)
@@ -155,7 +155,7 @@ def _train(
         _say(accelerator, f"Replacing the earlier run in {output_dir}: {', '.join(p.name for p in leftovers)}")
         remove_run_files(leftovers)
     last_step = _last_step(training.max_steps, stop_at_step, progress.step)
-    log = _start_records(accelerator, unwrapped, config, resume_step=progress.step if resume_from else None)
+    log = start_records(accelerator, unwrapped, config, resume_step=progress.step if resume_from else None)
     evaluate = ModelSelection(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)
     bar = tqdm(total=training.max_steps, initial=progress.step, disable=not accelerator.is_local_main_process)
     clock = TrainClock(progress.train_seconds)
@@ -264,16 +264,6 @@ def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator
     )
 
 
-def _run_identity(config: RunConfig, accelerator: Accelerator) -> dict[str, Any]:
-    """What a checkpoint must share with the run that resumes it: the config, task order and process count
-    (the task order seeds the sampler; the process count decides each process's share of every batch)."""
-    return {
-        "config": config_to_dict(config),
-        "task_order": [task.name for task in config.tasks],
-        "num_processes": accelerator.num_processes,
-    }
-
-
 def _last_step(max_steps: int, stop_at_step: int | None, current_step: int) -> int:
     if stop_at_step is None:
         return max_steps
@@ -283,21 +273,6 @@ def _last_step(max_steps: int, stop_at_step: int | None, current_step: int) -> i
             f"training.max_steps ({max_steps})"
         )
     return stop_at_step
-
-
-def _start_records(
-    accelerator: Accelerator, model: MultiTaskModel, config: RunConfig, resume_step: int | None
-) -> MetricsLog:
-    """Write the resolved config, task specs and environment; open the metrics log and any trackers."""
-    training, output_dir = config.training, Path(config.output_dir)
-    if accelerator.is_main_process:
-        save_config(config, output_dir / "run_config.yaml")
-        write_json_atomic(output_dir / "tasks.json", model.config.tasks)
-        env = environment(config.seed, str(accelerator.device), accelerator.num_processes, training.mixed_precision)
-        write_json_atomic(output_dir / "environment.json", env)
-    if training.report_to:
-        accelerator.init_trackers("hfmtl", config=tracker_config(config))
-    return MetricsLog(output_dir / "metrics.jsonl", resume_step=resume_step, is_writer=accelerator.is_main_process)
 
 
 def _say(accelerator: Accelerator, message: str) -> None:
