@@ -139,6 +139,47 @@ CASES = [
     ),
     Case(
         "config",
+        "label smoothing on a regression task",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "tasks.intensity.label_smoothing=0.1"],
+        "configs/tiny.yaml: 'tasks.intensity.label_smoothing' only applies to tasks with a softmax over labels "
+        "(classification, token_classification), not regression; remove it",
+    ),
+    Case(
+        "config",
+        "class weight for a label the config does not list",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "tasks.sentiment.class_weights={neutral: 2}"],
+        "configs/tiny.yaml: 'tasks.sentiment.class_weights' names 'neutral', which is not one of the task's labels "
+        "(negative, positive)",
+    ),
+    Case(
+        "training",
+        "class weight for a label the training data does not have",
+        lambda t, r: ["train", config_with(t, output_dir=str(t / "run"), tasks__ner__class_weights={"B-FOO": 2.0})],
+        "'tasks.ner.class_weights' names ['B-FOO'], which are not labels of the task "
+        "(O, B-LOC, B-MISC, B-ORG, B-PER, I-LOC, I-ORG, I-PER)",
+    ),
+    Case(
+        "config",
+        "head learning-rate multiplier 0",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "tasks.ner.head_lr_multiplier=0"],
+        "configs/tiny.yaml: 'tasks.ner.head_lr_multiplier' must be > 0, got 0.0",
+    ),
+    Case(
+        "config",
+        "per-task early stopping on a task without validation",
+        lambda t, r: [
+            "data",
+            "configs/tiny.yaml",
+            "--set",
+            "tasks.ner.data.validation=null",
+            "--set",
+            "tasks.ner.early_stopping_patience=2",
+        ],
+        "configs/tiny.yaml: 'tasks.ner.early_stopping_patience' cannot stop this task alone: it has no validation "
+        "split to watch",
+    ),
+    Case(
+        "config",
         "learned-weight learning rate not positive",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "loss_weighting.learning_rate=0"],
         "configs/tiny.yaml: 'loss_weighting.learning_rate' must be > 0, got 0.0",

@@ -54,6 +54,7 @@ def check_config(config: RunConfig) -> None:
             f"({', '.join(names)}) or TASK.METRIC"
         )
     _check_training(config.training)
+    _check_task_training(config)
     _check_sharing(config)
     _check_loss_weighting(config)
     _check_distillation(config)
@@ -123,6 +124,47 @@ def _check_training(training: TrainingConfig) -> None:
     for tracker in training.report_to:
         if tracker not in ("tensorboard", "wandb"):
             raise ConfigError(f"'training.report_to' lists '{tracker}'; expected tensorboard or wandb")
+
+
+def _check_task_training(config: RunConfig) -> None:
+    """Each task's own loss options, head learning rate and early stopping."""
+    grouped = {name for group in config.joint_tasks for name in group}
+    for task in config.tasks:
+        where = f"tasks.{task.name}"
+        if not TASK_KINDS[task.kind].softmax_loss:
+            for key, unset in (("label_smoothing", 0.0), ("class_weights", None)):
+                if getattr(task, key) != unset:
+                    raise ConfigError(
+                        f"'{where}.{key}' only applies to tasks with a softmax over labels (classification, "
+                        f"token_classification), not {task.kind}; remove it"
+                    )
+        if not 0 <= task.label_smoothing < 1:
+            raise ConfigError(f"'{where}.label_smoothing' must be >= 0 and < 1, got {task.label_smoothing}")
+        if isinstance(task.class_weights, dict):
+            for label, weight in task.class_weights.items():
+                if weight <= 0:
+                    raise ConfigError(f"'{where}.class_weights.{label}' must be > 0, got {weight}")
+                if task.labels is not None and label not in task.labels:
+                    raise ConfigError(
+                        f"'{where}.class_weights' names '{label}', which is not one of the task's labels "
+                        f"({', '.join(task.labels)})"
+                    )
+        if task.head_lr_multiplier <= 0:
+            raise ConfigError(f"'{where}.head_lr_multiplier' must be > 0, got {task.head_lr_multiplier}")
+        patience = task.early_stopping_patience
+        if patience is None:
+            continue
+        if patience < 1:
+            raise ConfigError(f"'{where}.early_stopping_patience' must be >= 1 (evaluations) or null, got {patience}")
+        why_not = None
+        if task.data.validation is None:
+            why_not = "it has no validation split to watch"
+        elif config.sampling.mode == "all_tasks":
+            why_not = "'sampling.mode' is all_tasks, where every step trains every task"
+        elif task.name in grouped:
+            why_not = "it is in a joint_tasks group, whose tasks share every batch"
+        if why_not:
+            raise ConfigError(f"'{where}.early_stopping_patience' cannot stop this task alone: {why_not}")
 
 
 def _check_sharing(config: RunConfig) -> None:

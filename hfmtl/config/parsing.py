@@ -131,6 +131,8 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
 def _describe(annotation: Any) -> str:
     if typing.get_origin(annotation) is Literal:
         return " or ".join(f"'{arg}'" for arg in typing.get_args(annotation))
+    if typing.get_origin(annotation) is dict:
+        return "a mapping"
     return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(annotation, "valid")
 
 

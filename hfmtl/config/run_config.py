@@ -95,6 +95,20 @@ class TaskConfig:
     batch_size: int | None = None
     """Examples per batch of this task (per process); unset: `training.batch_size`. Short texts (SST-2
     phrases) train more examples per second in larger batches, since each step has a fixed cost."""
+    label_smoothing: float = 0.0
+    """Classification and token classification: the share of each target spread evenly over all labels in
+    the loss (0.1 is common); 0 is plain cross-entropy."""
+    class_weights: dict[str, float] | Literal["balanced"] | None = None
+    """Classification and token classification: a loss weight per label name (labels left out weigh 1), or
+    `balanced`: n / (labels x count of the label) from the training split, so that rare labels weigh more.
+    null: every label weighs 1. The resolved weights are saved in the model's task spec."""
+    head_lr_multiplier: float = 1.0
+    """The task's head trains at `training.learning_rate` times this (the shared encoder at the base rate):
+    a fresh head can often learn faster than the pretrained layers under it."""
+    early_stopping_patience: int | None = None
+    """Stop drawing this task after N evaluations without improvement of its main metric; the other tasks
+    train on. The run ends when every task has stopped. null: the task trains to the end. Needs a
+    validation split, `sampling.mode: one_task`, and a task of no `joint_tasks` group."""
     threshold: float | Literal["tuned"] | None = None
     """Multi-label: a label is predicted when its probability reaches this (default 0.5). `tuned`: each
     evaluation picks, per label, the threshold with the best validation F1, and the saved model keeps them."""

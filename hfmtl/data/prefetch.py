@@ -38,6 +38,15 @@ class PrefetchingLoader:
         """The loader's state before the waiting batch: resuming from it yields that batch next."""
         return self._pending[0]
 
+    def stop_units(self, names: list[str]) -> None:
+        """Stop drawing these units from the next batch on. The batch made ahead is dropped and the loader
+        rewound to before it, so that the batches that follow are the ones a run resumed from here gets."""
+        state, future = self._pending
+        future.result()  # the thread must be idle before the loader is touched
+        self.loader.load_state_dict(state)
+        self.loader.stopped.update(names)
+        self._pending = self._prefetch()
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 

@@ -128,6 +128,8 @@ class MultiTaskLoader:
                 )
         self.static_weights = self.weights(0)  # also checks the strategy and weights before training starts
         self.draws = 0
+        self.stopped: set[str] = set()
+        """Units no longer drawn (per-task early stopping); the others' weights are renormalised."""
         self.task_rng = np.random.default_rng(seed)
         self.cursors = {name: _TaskCursor() for name in self.task_names}
         self._passes: dict[str, tuple[int, list[list[int]]]] = {}
@@ -154,9 +156,12 @@ class MultiTaskLoader:
         changing = self.sampling.strategy == "annealed" or self.sampling.final_weights is not None
         weights = self.weights(self.draws) if changing else self.static_weights
         self.draws += 1
-        cumulative = np.cumsum([weights[name] for name in self.task_names])
+        names = [name for name in self.task_names if name not in self.stopped] or self.task_names
+        cumulative = np.cumsum([weights[name] for name in names])
+        if cumulative[-1] <= 0:  # the units left all weigh 0 (a fixed weight of 0): draw among them evenly
+            cumulative = np.arange(1.0, len(names) + 1)
         index = int(np.searchsorted(cumulative, self.task_rng.random() * cumulative[-1], side="right"))
-        return self.task_names[min(index, len(self.task_names) - 1)]
+        return names[min(index, len(names) - 1)]
 
     def next_batch(self) -> tuple[str, dict[str, Any]]:
         """The next task and this process's collated batch of it."""
@@ -177,6 +182,7 @@ class MultiTaskLoader:
             "draws": self.draws,
             "task_rng": self.task_rng.bit_generator.state,
             "cursors": {name: [c.epoch, c.position] for name, c in self.cursors.items()},
+            "stopped": sorted(self.stopped),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -185,6 +191,7 @@ class MultiTaskLoader:
         self.draws = state["draws"]
         self.task_rng.bit_generator.state = state["task_rng"]
         self.cursors = {name: _TaskCursor(*state["cursors"][name]) for name in self.task_names}
+        self.stopped = set(state.get("stopped", ()))
 
     def _pass(self, task: str, epoch: int) -> list[list[int]]:
         """The batches of one pass over a task, identical on every process (cached for the current pass)."""

@@ -57,8 +57,14 @@ def _thresholds(task: TaskConfig, labels: tuple[str, ...] | None) -> tuple[float
     return (task.threshold,) * len(labels or ()) if is_number else None
 
 
-def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None]) -> MultiTaskModel:
-    """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config."""
+def build_model(
+    config: RunConfig,
+    labels: Mapping[str, tuple[str, ...] | None],
+    class_weights: Mapping[str, tuple[float, ...] | None] | None = None,
+) -> MultiTaskModel:
+    """A new MultiTaskModel: the pretrained encoder and one fresh head per task of the config.
+
+    `class_weights` are the resolved loss weights per label of the tasks that set them (`labels.class_weights`)."""
     specs = [
         TaskSpec(
             task.name,
@@ -68,6 +74,8 @@ def build_model(config: RunConfig, labels: Mapping[str, tuple[str, ...] | None])
             task.layer,
             thresholds=_thresholds(task, labels[task.name]),
             pairs=task.text_pair_column is not None,
+            label_smoothing=task.label_smoothing,
+            class_weights=(class_weights or {}).get(task.name),
         )
         for task in config.tasks
     ]

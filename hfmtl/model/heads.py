@@ -7,6 +7,8 @@ Like modeling.py, this file imports only torch, so that it is published beside i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +25,26 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-class ClassificationHead(nn.Module):
+class SoftmaxLoss:
+    """Cross-entropy over the labels, with the task's label smoothing and per-label weights (`TaskSpec`)."""
+
+    label_smoothing: float = 0.0
+    class_weights: tuple[float, ...] | None = None
+    """Plain floats rather than a buffer, so that the head's state dict stays what it was without them."""
+
+    def set_loss_options(self, label_smoothing: float = 0.0, class_weights: Sequence[float] | None = None) -> None:
+        self.label_smoothing = label_smoothing
+        self.class_weights = tuple(class_weights) if class_weights else None
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over the positions read (weighted by their labels' weights, as `F.cross_entropy` does)."""
+        weight = None if self.class_weights is None else logits.new_tensor(self.class_weights, dtype=torch.float32)
+        return F.cross_entropy(
+            logits.float(), labels, weight=weight, ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing
+        )
+
+
+class ClassificationHead(SoftmaxLoss, nn.Module):
     """Pooled text → dense → tanh → one logit per label."""
 
     def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
@@ -38,7 +59,7 @@ class ClassificationHead(nn.Module):
         return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))  # (batch, num_outputs)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels)
+        return self.cross_entropy(logits, labels)
 
     def soft_loss(
         self, logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float
@@ -76,7 +97,7 @@ class MultiLabelHead(ClassificationHead):
         return F.binary_cross_entropy_with_logits(logits.float() / temperature, targets) * temperature**2
 
 
-class TokenClassificationHead(nn.Module):
+class TokenClassificationHead(SoftmaxLoss, nn.Module):
     """Every token's hidden state → one logit per tag."""
 
     def __init__(self, hidden_size: int, num_outputs: int, pooling: str, dropout: float) -> None:
@@ -88,7 +109,7 @@ class TokenClassificationHead(nn.Module):
         return self.out(self.dropout(hidden))  # (batch, seq, num_outputs)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return self.cross_entropy(logits.flatten(0, 1), labels.flatten())
 
     def soft_loss(
         self, logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float

@@ -29,6 +29,10 @@ class TaskSpec:
     """Multi-label: each label's decision threshold; None: 0.5 for every label."""
     pairs: bool = False
     """The task reads a pair of texts (the tokenizer's text and text_pair)."""
+    label_smoothing: float = 0.0
+    """Softmax heads: the label smoothing of the training loss."""
+    class_weights: tuple[float, ...] | None = None
+    """Softmax heads: each label's weight in the training loss, in label order; None: all 1."""
 
     @property
     def num_outputs(self) -> int:
@@ -66,6 +70,7 @@ class MultiTaskConfig(PretrainedConfig):
                     t,
                     labels=tuple(t["labels"]) if t["labels"] else None,
                     thresholds=tuple(t["thresholds"]) if t.get("thresholds") else None,
+                    class_weights=tuple(t["class_weights"]) if t.get("class_weights") else None,
                 )
             )
             for t in self.tasks

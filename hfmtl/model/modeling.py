@@ -81,6 +81,9 @@ class MultiTaskModel(PreTrainedModel):
                 for spec in self.specs.values()
             }
         )
+        for spec in self.specs.values():  # only softmax heads have these; a spec sets them for no other kind
+            if spec.label_smoothing or spec.class_weights:
+                self.heads[spec.name].set_loss_options(spec.label_smoothing, spec.class_weights)
         # Lower layers' states are kept only when a head reads one: hard sharing pays nothing for this.
         self.needs_hidden_states = any(
             spec.layer is not None and spec.layer < self.num_shared_layers for spec in self.specs.values()

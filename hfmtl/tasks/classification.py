@@ -22,6 +22,7 @@ class Classification(TextKind):
     answer_shape = "{'label', 'score'}"
     breakdown = "per_class"
     metric_feature = ("int64", False)
+    softmax_loss = True
 
     def read_label(self, value: Any, task: TaskConfig, labels: Sequence[str] | None, where: str) -> int:
         return label_id(value, labels or (), where)

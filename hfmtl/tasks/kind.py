@@ -68,6 +68,8 @@ class TaskKind(Protocol):
     """The metric holding per-label precision/recall/F1/support, shown as a table in reports (None: no such)."""
     metric_feature: tuple[str, bool]
     """The `evaluate` feature of a prediction: a value type, and whether it is a sequence of them."""
+    softmax_loss: bool
+    """Whether the head's loss is a cross-entropy over the labels, so `label_smoothing` and `class_weights` apply."""
 
     def check_config(self, task: TaskConfig, where: str) -> None:
         """Refuse settings the kind cannot use (raise ConfigError naming `where`, the task's dotted key)."""

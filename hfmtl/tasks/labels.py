@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hfmtl.errors import DataError
+from hfmtl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from hfmtl.config.run_config import TaskConfig
 
 IGNORE_INDEX = -100
 """The label id the losses skip (PyTorch's cross-entropy default): special tokens, continuation pieces."""
@@ -39,3 +44,35 @@ def label_id(value: Any, labels: Sequence[str], where: str) -> int:
 
 def _is_integer_text(text: str) -> bool:
     return text.lstrip("-").isdigit()
+
+
+def class_weights(task: TaskConfig, labels: Sequence[str], train: Dataset) -> tuple[float, ...] | None:
+    """Each label's loss weight in label order, from the task's `class_weights` (None: every label weighs 1).
+
+    `balanced` counts the label ids the loss reads in the tokenized training split (a tag per word for NER)
+    and weighs label c by n / (labels x count_c), as scikit-learn does; a label absent from training weighs 1
+    (it is never a target, so its weight changes nothing)."""
+    setting = task.class_weights
+    if setting is None:
+        return None
+    if setting != "balanced":
+        unknown = sorted(set(setting) - set(labels))
+        if unknown:
+            raise ConfigError(
+                f"'tasks.{task.name}.class_weights' names {unknown}, which are not labels of the task "
+                f"({', '.join(labels)})"
+            )
+        return tuple(float(setting.get(name, 1.0)) for name in labels)
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counts = np.zeros(len(labels), dtype=np.int64)
+    for chunk in train.select_columns(["labels"]).with_format("arrow").iter(batch_size=65536):
+        column = chunk.column("labels")
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):  # one id per word (NER)
+            column = pc.list_flatten(column)
+        ids = column.to_numpy().astype(np.int64)
+        counts += np.bincount(ids[ids >= 0], minlength=len(labels))[: len(labels)]
+    total = counts.sum()
+    return tuple(float(total / (len(labels) * count)) if count else 1.0 for count in counts)

@@ -36,6 +36,7 @@ class MultiLabelClassification(TextKind):
     answer_shape = "[{'label', 'score'}] (every label at or over its threshold, best first)"
     breakdown = "per_label"
     metric_feature = ("int64", True)
+    softmax_loss = False
 
     def check_config(self, task: TaskConfig, where: str) -> None:
         threshold = task.threshold

@@ -24,6 +24,7 @@ class Regression(TextKind):
     answer_shape = "a float"
     breakdown = None
     metric_feature = ("float64", False)
+    softmax_loss = False
 
     def read_label(self, value: Any, task: TaskConfig, labels: Sequence[str] | None, where: str) -> float:
         try:

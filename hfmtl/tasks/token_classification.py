@@ -38,6 +38,7 @@ class TokenClassification:
     per_text = False
     breakdown = "per_type"
     metric_feature = ("string", True)
+    softmax_loss = True
 
     def check_config(self, task: TaskConfig, where: str) -> None:
         refuse_threshold(task, where)

@@ -55,6 +55,11 @@ class TrainerState:
     """The state of a loss weighting that is not a module (DWA); learned weights are saved as a model."""
     train_seconds: float = 0.0
     """Time spent in training steps so far, evaluation and checkpoint writing excluded (across resumes)."""
+    task_best: dict[str, float] = field(default_factory=dict)
+    """Per-task early stopping: the best main metric so far of each task with an `early_stopping_patience`."""
+    task_evaluations_without_improvement: dict[str, int] = field(default_factory=dict)
+    stopped_tasks: list[str] = field(default_factory=list)
+    """Tasks no longer drawn, their `early_stopping_patience` spent, in the order they stopped."""
 
 
 def save_checkpoint(
@@ -157,7 +162,7 @@ def load_checkpoint(
     if differences:
         raise ConfigError(f"cannot resume from {path}: its config differs from this one: " + "; ".join(differences))
     accelerator.load_state(str(path))
-    fields = {name: saved[name] for name in TrainerState.__dataclass_fields__}
+    fields = {name: saved[name] for name in TrainerState.__dataclass_fields__ if name in saved}
     return TrainerState(**fields), saved["loader"]
 
 

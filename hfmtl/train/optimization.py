@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,19 +13,35 @@ from hfmtl.config.run_config import TrainingConfig
 
 
 def build_optimizer(
-    model: nn.Module, training: TrainingConfig, *, extra_groups: Sequence[dict[str, Any]] = ()
+    model: nn.Module,
+    training: TrainingConfig,
+    *,
+    head_lr_multipliers: Mapping[str, float] | None = None,
+    extra_groups: Sequence[dict[str, Any]] = (),
 ) -> torch.optim.AdamW:
     """AdamW over two groups: weight matrices decay; biases and LayerNorm weights (1-d tensors) do not.
-    `extra_groups` are further parameter groups with settings of their own (e.g. learned loss weights)."""
-    decay, no_decay = [], []
+    The heads named in `head_lr_multipliers` (task → multiplier of the learning rate) get two groups of their
+    own at the scaled rate; the schedule scales every group alike. `extra_groups` are further parameter groups
+    with settings of their own (e.g. learned loss weights)."""
+    multiplier = {
+        id(parameter): factor
+        for task, factor in (head_lr_multipliers or {}).items()
+        for parameter in model.heads[task].parameters()
+    }
+    # The two base groups always come first, so that a run without multipliers has the groups it always had.
+    grouped: dict[tuple[float, bool], list[nn.Parameter]] = {(1.0, True): [], (1.0, False): []}
     for parameter in model.parameters():
         if parameter.requires_grad:
-            (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+            grouped.setdefault((multiplier.get(id(parameter), 1.0), parameter.dim() >= 2), []).append(parameter)
     groups = [
-        {"params": decay, "weight_decay": training.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-        *extra_groups,
+        {
+            "params": parameters,
+            "lr": training.learning_rate * factor,
+            "weight_decay": training.weight_decay if decays else 0.0,
+        }
+        for (factor, decays), parameters in grouped.items()
     ]
+    groups += extra_groups
     # The fused kernel is the fastest on GPU, and on any device it can skip an update on the device itself
     # (`found_inf`), which is how the loop drops a non-finite step without waiting for the step to finish.
     return torch.optim.AdamW(groups, lr=training.learning_rate, fused=True)

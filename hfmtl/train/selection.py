@@ -1,6 +1,6 @@
 """Model selection during training: score every task's validation rows, log the scores, keep the best
 model folder (by `training.metric_for_best_model`: the mean of the main metrics unless set), and tell the
-loop when early stopping says to stop."""
+loop what early stopping says: which tasks stop, and whether the run does."""
 
 from __future__ import annotations
 
@@ -23,6 +23,16 @@ from hfmtl.train.checkpoint import TrainerState
 from hfmtl.train.records import MetricsLog, numeric_leaves
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What one evaluation tells the loop."""
+
+    stop_run: str | None
+    """Why the run stops here (early stopping), or None to go on."""
+    stop_tasks: list[str]
+    """Tasks to stop drawing from now on (their own `early_stopping_patience` ran out)."""
+
+
 @dataclass
 class ModelSelection:
     """Scores every task, logs the scores, keeps the best model folder, and says when to stop early."""
@@ -35,8 +45,8 @@ class ModelSelection:
     config: RunConfig
     log: MetricsLog
 
-    def __call__(self, progress: TrainerState) -> bool:
-        """Evaluate at `progress.step`; True when early stopping says to stop."""
+    def __call__(self, progress: TrainerState) -> Verdict:
+        """Evaluate at `progress.step` and update `progress`: the best model, and early stopping's counts."""
         training, accelerator = self.config.training, self.accelerator
         kinds = {task.name: task.kind for task in self.config.tasks}
         tuned = {task.name for task in self.config.tasks if task.threshold == "tuned"}
@@ -47,6 +57,9 @@ class ModelSelection:
         mean = aggregate(metrics, kinds)
         score = selection_score(training.metric_for_best_model, metrics, kinds)
         record = {"step": progress.step, "eval": metrics, "aggregate": mean, "train_seconds": progress.train_seconds}
+        stop_tasks = tasks_out_of_patience(progress, metrics, self.config)
+        if progress.stopped_tasks:
+            record["stopped_tasks"] = list(progress.stopped_tasks)
         self.log.write(record)
         accelerator.log(numeric_leaves({"eval": metrics, "eval/aggregate": score}), step=progress.step)
         if accelerator.is_local_main_process:
@@ -62,7 +75,33 @@ class ModelSelection:
         else:
             progress.evaluations_without_improvement += 1
         patience = training.early_stopping_patience
-        return patience is not None and progress.evaluations_without_improvement >= patience
+        reason = None
+        if patience is not None and progress.evaluations_without_improvement >= patience:
+            reason = f"no improvement of {training.metric_for_best_model} in {patience} evaluations"
+        elif len(progress.stopped_tasks) == len(self.config.tasks):
+            reason = "every task has stopped (each task's early_stopping_patience)"
+        return Verdict(stop_run=reason, stop_tasks=stop_tasks)
+
+
+def tasks_out_of_patience(progress: TrainerState, metrics: dict[str, dict[str, Any]], config: RunConfig) -> list[str]:
+    """Count, for every task with an `early_stopping_patience` still drawn, the evaluations since its main
+    metric last improved; the tasks whose count reaches their patience are added to `progress.stopped_tasks`
+    and returned."""
+    stopped = []
+    for task in config.tasks:
+        if task.early_stopping_patience is None or task.name in progress.stopped_tasks:
+            continue
+        value = float(metrics[task.name][main_metric(task.kind)])
+        best = progress.task_best.get(task.name)
+        if best is None or value > best:
+            progress.task_best[task.name], progress.task_evaluations_without_improvement[task.name] = value, 0
+            continue
+        stale = progress.task_evaluations_without_improvement.get(task.name, 0) + 1
+        progress.task_evaluations_without_improvement[task.name] = stale
+        if stale >= task.early_stopping_patience:
+            progress.stopped_tasks.append(task.name)
+            stopped.append(task.name)
+    return stopped
 
 
 def selection_score(selection: str, metrics: dict[str, dict[str, Any]], kinds: dict[str, str]) -> float:

@@ -30,6 +30,7 @@ from hfmtl.model.encoder import build_model, check_layers, load_tokenizer
 from hfmtl.model.folder import MODEL_DIR, save_model_dir
 from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.tasks import task_kind
+from hfmtl.tasks.labels import class_weights
 from hfmtl.train.checkpoint import (
     TrainerState,
     find_latest_checkpoint,
@@ -107,7 +108,8 @@ def _train(
         if "validation" in s
     }
     labels = {name: d.labels for name, d in data.items()}
-    model = build_model(config, labels)
+    weights = {t.name: class_weights(t, labels[t.name] or (), splits[t.name]["train"]) for t in config.tasks}
+    model = build_model(config, labels, weights)
     teacher = load_teacher(config, tokenizer, labels, accelerator.device)  # None unless distilling
     for task in config.tasks:  # a kind may start its head from the training labels (resume restores weights)
         task_kind(task.kind).init_head(model.heads[task.name], splits[task.name]["train"])
@@ -134,7 +136,8 @@ def _train(
         {"params": list(module.parameters()), "lr": config.loss_weighting.learning_rate, "weight_decay": 0.0}
         for module in learned
     ]
-    optimizer = build_optimizer(model, training, extra_groups=weight_groups)
+    head_rates = {task.name: task.head_lr_multiplier for task in config.tasks if task.head_lr_multiplier != 1}
+    optimizer = build_optimizer(model, training, head_lr_multipliers=head_rates, extra_groups=weight_groups)
     scheduler = build_scheduler(optimizer, training)
     model, optimizer, scheduler, *learned = accelerator.prepare(model, optimizer, scheduler, *learned)
     weigh = learned[0] if learned else weighting  # what the step calls (DDP-wrapped when learned)
@@ -159,7 +162,7 @@ def _train(
     evaluate = ModelSelection(accelerator, unwrapped, tokenizer, eval_sets, collator, config, log)
     bar = tqdm(total=training.max_steps, initial=progress.step, disable=not accelerator.is_local_main_process)
     clock = TrainClock(progress.train_seconds)
-    window, stopped_early, tasks = LogWindow(start=clock.seconds()), False, []
+    window, stopped_early, tasks = LogWindow(start=clock.seconds()), None, []
     if eval_sets and training.eval_at_start and progress.step == 0:
         with clock.paused():
             evaluate(progress)  # the untrained baseline, logged at step 0
@@ -219,14 +222,18 @@ def _train(
             bar.set_postfix(loss=f"{record['loss']:.4f}" if record["loss"] is not None else "-")
         with clock.paused():  # evaluation and checkpoints are not training time
             if is_eval:
-                stopped_early = evaluate(progress)
-            is_stopping = stopped_early or progress.step == last_step
+                verdict = evaluate(progress)
+                stopped_early = verdict.stop_run
+                if verdict.stop_tasks and not stopped_early:
+                    batches.stop_units(verdict.stop_tasks)
+                    names = ", ".join(verdict.stop_tasks)
+                    _say(accelerator, f"step {progress.step}: {names} stopped (early_stopping_patience); others go on")
+            is_stopping = stopped_early is not None or progress.step == last_step
             if progress.step % training.save_every == 0 or (is_stopping and progress.step < training.max_steps):
                 progress.loss_weighting = {} if learned else weighting.state_dict()
                 save_checkpoint(accelerator, output_dir, progress, batches.state_dict(), identity, training.keep_last)
-        if stopped_early:
-            patience = training.early_stopping_patience
-            _say(accelerator, f"Early stopping at step {progress.step}: no improvement in {patience} evaluations")
+        if stopped_early is not None:
+            _say(accelerator, f"Early stopping at step {progress.step}: {stopped_early}")
             break
 
     batches.close()
@@ -241,7 +248,7 @@ def _train(
         step=progress.step,
         best_step=progress.best_step,
         best_metrics=progress.best_metrics,
-        stopped_early=stopped_early,
+        stopped_early=stopped_early is not None,
         model=unwrapped,
         tasks=tasks,
     )
