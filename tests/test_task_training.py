@@ -4,15 +4,15 @@ multiplier, and per-task early stopping (the task stops being drawn; the others 
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from datasets import Dataset
 from safetensors.torch import load_file
 from test_sampling import make_loader
+from test_trainer import task_sequence, tiny
 
-from hfmtl.config.run_config import SamplingConfig, load_config
+from hfmtl.config.run_config import SamplingConfig
 from hfmtl.data.prefetch import PrefetchingLoader
 from hfmtl.errors import ConfigError
 from hfmtl.model.heads import HEAD_TYPES, IGNORE_INDEX
@@ -23,17 +23,7 @@ from hfmtl.train.optimization import build_optimizer, build_scheduler
 from hfmtl.train.selection import tasks_out_of_patience
 from hfmtl.train.trainer import train
 
-REPO = Path(__file__).resolve().parent.parent
 SHORT = ["training.max_steps=40", "training.eval_every=5", "training.save_every=20", "training.log_every=5"]
-
-
-def tiny(tmp_path: Path, *overrides: str):
-    return load_config(REPO / "configs" / "tiny.yaml", [f"output_dir={tmp_path / 'run'}", *overrides])
-
-
-def task_sequence(output_dir: Path) -> list[str]:
-    lines = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
-    return [task for line in lines if "tasks" in line for task in line["tasks"]]
 
 
 def hand_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, smoothing: float, weights=None) -> float:
