@@ -132,11 +132,12 @@ def _check_task_training(config: RunConfig) -> None:
     for task in config.tasks:
         where = f"tasks.{task.name}"
         if not TASK_KINDS[task.kind].softmax_loss:
+            softmax_kinds = ", ".join(name for name, kind in TASK_KINDS.items() if kind.softmax_loss)
             for key, unset in (("label_smoothing", 0.0), ("class_weights", None)):
                 if getattr(task, key) != unset:
                     raise ConfigError(
-                        f"'{where}.{key}' only applies to tasks with a softmax over labels (classification, "
-                        f"token_classification), not {task.kind}; remove it"
+                        f"'{where}.{key}' only applies to tasks with a softmax over labels ({softmax_kinds}), "
+                        f"not {task.kind}; remove it"
                     )
         if not 0 <= task.label_smoothing < 1:
             raise ConfigError(f"'{where}.label_smoothing' must be >= 0 and < 1, got {task.label_smoothing}")
