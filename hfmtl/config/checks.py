@@ -121,6 +121,9 @@ def _check_training(training: TrainingConfig) -> None:
         raise ConfigError(f"'training.early_stopping_patience' must be >= 1 (evaluations) or null, got {patience}")
     if training.max_grad_norm is not None and training.max_grad_norm <= 0:
         raise ConfigError(f"'training.max_grad_norm' must be > 0 or null, got {training.max_grad_norm}")
+    if training.ema_decay is not None and not 0 < training.ema_decay < 1:
+        decay = training.ema_decay
+        raise ConfigError(f"'training.ema_decay' must be between 0 and 1 (exclusive) or null, got {decay}")
     for tracker in training.report_to:
         if tracker not in ("tensorboard", "wandb"):
             raise ConfigError(f"'training.report_to' lists '{tracker}'; expected tensorboard or wandb")

@@ -156,6 +156,10 @@ class TrainingConfig:
     """Decay after warmup."""
     max_grad_norm: float | None = 1.0
     """Clip the global gradient norm to this value; null disables clipping."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the weights with this decay (for example 0.998: an average over
+    the last ~500 steps); evaluation, the best-model choice and the saved model then use the average, while
+    training goes on with the live weights. null: no average."""
     gradient_accumulation_steps: int = 1
     """Batches whose gradients are summed before each optimizer update."""
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"

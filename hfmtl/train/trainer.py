@@ -31,6 +31,7 @@ from hfmtl.model.folder import MODEL_DIR, save_model_dir
 from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.tasks import task_kind
 from hfmtl.tasks.labels import class_weights
+from hfmtl.train.averaging import WeightAverage, averaged_weights
 from hfmtl.train.checkpoint import (
     TrainerState,
     find_latest_checkpoint,
@@ -145,6 +146,9 @@ def _train(
     if weighting.combines_gradients:  # a gradient method: it only scales losses, and sets its own gradient
         weigh, rows = weighting, gradient_rows(model, len(units), accelerator)
     unwrapped = accelerator.unwrap_model(model)
+    average = WeightAverage(unwrapped, training.ema_decay) if training.ema_decay is not None else None
+    if average is not None:
+        accelerator.register_for_checkpointing(average)  # saved and restored with the weights
 
     identity = run_identity(config, accelerator)
     progress = TrainerState()
@@ -164,7 +168,7 @@ def _train(
     clock = TrainClock(progress.train_seconds)
     window, stopped_early, tasks = LogWindow(start=clock.seconds()), None, []
     if eval_sets and training.eval_at_start and progress.step == 0:
-        with clock.paused():
+        with clock.paused(), averaged_weights(average):
             evaluate(progress)  # the untrained baseline, logged at step 0
     batches = PrefetchingLoader(loader, pin_memory=is_cuda)  # the next batch is made while a step computes
     unread: list[tuple[StepResult, torch.Tensor, torch.Tensor]] = []
@@ -186,6 +190,8 @@ def _train(
         if training.mixed_precision != "fp16":  # under fp16 the grad scaler sets found_inf itself
             optimizer.optimizer.found_inf = skipped
         optimizer.step()
+        if average is not None:
+            average.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         unread.append((step, grad_norm, skipped))
@@ -222,7 +228,8 @@ def _train(
             bar.set_postfix(loss=f"{record['loss']:.4f}" if record["loss"] is not None else "-")
         with clock.paused():  # evaluation and checkpoints are not training time
             if is_eval:
-                verdict = evaluate(progress)
+                with averaged_weights(average):  # what is evaluated, and saved if best, is the average
+                    verdict = evaluate(progress)
                 stopped_early = verdict.stop_run
                 if verdict.stop_tasks and not stopped_early:
                     batches.stop_units(verdict.stop_tasks)
@@ -239,7 +246,8 @@ def _train(
     batches.close()
     bar.close()
     if not eval_sets and accelerator.is_main_process and progress.step == training.max_steps:
-        save_model_dir(unwrapped, tokenizer, output_dir / MODEL_DIR, config, None)
+        with averaged_weights(average):
+            save_model_dir(unwrapped, tokenizer, output_dir / MODEL_DIR, config, None)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(
