@@ -160,6 +160,12 @@ CASES = [
     ),
     Case(
         "config",
+        "weight-average decay of 1",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "training.ema_decay=1"],
+        "configs/tiny.yaml: 'training.ema_decay' must be between 0 and 1 (exclusive) or null, got 1.0",
+    ),
+    Case(
+        "config",
         "head learning-rate multiplier 0",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "tasks.ner.head_lr_multiplier=0"],
         "configs/tiny.yaml: 'tasks.ner.head_lr_multiplier' must be > 0, got 0.0",
