@@ -21,6 +21,8 @@ Parts (all but `mfu` by default; `--parts` re-runs some and keeps the others' fi
 - `time_to_quality`: each peer trained to its standard recipe (benchmark_peers.STANDARD_RECIPES); hfmtl
   trained on `--config` per seed; hfmtl's training time (evaluations excluded) at its first evaluation
   where every task is at or above its peer, over the peers' summed `train_runtime`.
+- `peer_spread` (not by default): each peer of `--spread-tasks` trained to its standard recipe once per
+  `--peer-seeds`: the seed-to-seed spread of the figure time_to_quality compares against.
 - `ner_raw_text`: NER F1 of MultiTaskPipeline on detokenized CoNLL validation sentences vs the word-level
   F1 of `hfmtl evaluate`, on the model of `time_to_quality` (else `quality`, else `--model-dir`).
 Every part runs in one precision, `--precision` resolved by hfmtl.train.precision for this device, for hfmtl and
@@ -41,7 +43,14 @@ from typing import Any
 
 import torch
 import transformers
-from benchmark_quality import ner_raw_text_part, quality, time_to_quality, ttq_config, ttq_peer_settings
+from benchmark_quality import (
+    ner_raw_text_part,
+    peer_spread,
+    quality,
+    time_to_quality,
+    ttq_config,
+    ttq_peer_settings,
+)
 from benchmark_runs import QUICK_PEER_STEPS, QUICK_TRAIN_ROWS, QUICK_VALIDATION_ROWS, load_config_with, validation_cap
 from benchmark_speed import inference, model_flops_utilization, throughput
 from benchmark_table import table
@@ -51,8 +60,8 @@ from hfmtl.config.run_config import RunConfig, load_config
 from hfmtl.errors import ConfigError
 from hfmtl.train.precision import PRECISIONS, resolve_mixed_precision
 
-PARTS = ("mfu", "train", "inference", "quality", "time_to_quality", "ner_raw_text")
-DEFAULT_PARTS = [part for part in PARTS if part != "mfu"]  # a BERT-base run is for a GPU
+PARTS = ("mfu", "train", "inference", "quality", "time_to_quality", "peer_spread", "ner_raw_text")
+DEFAULT_PARTS = [part for part in PARTS if part not in ("mfu", "peer_spread")]  # a GPU's; hours of peers alone
 FORMAT = 2
 """Version of the JSON layout; a partial re-run refuses to merge into a file of another version."""
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -62,6 +71,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
     "texts": (1000, 200),
     "quality_steps": (800, 120),
     "seeds": ([42, 43, 44], [42]),
+    "peer_seeds": ([42, 43, 44], [42, 43]),
     "ttq_eval_every": (50, 20),
     "ttq_max_steps": (None, 60),
 }
@@ -105,6 +115,9 @@ def main() -> None:
         elif part == "time_to_quality":
             results["time_to_quality"] = time_to_quality(base, args, work)
             model_dir = Path(results["time_to_quality"]["model_dir"])
+        elif part == "peer_spread":
+            tasks = args.spread_tasks or [task.name for task in base.tasks]
+            results["peer_spread"] = peer_spread(base, tasks, args.peer_seeds, work, quick=args.quick)
         else:
             results["ner_raw_text"] = ner_raw_text_part(model_dir, base, quick=args.quick)
         stamp = {"device": meta["device"], "command": meta["command"], "date": meta["date"]}
@@ -140,6 +153,7 @@ def parse_args() -> argparse.Namespace:
         "texts": "inference part: texts answered",
         "quality_steps": "quality part: hfmtl's steps",
         "seeds": "time_to_quality: hfmtl's seeds",
+        "peer_seeds": "peer_spread: the seeds each peer is trained with",
         "ttq_eval_every": "time_to_quality: hfmtl evaluates every N steps",
         "ttq_max_steps": "time_to_quality: hfmtl's max_steps (None keeps the config's)",
     }
@@ -148,9 +162,12 @@ def parse_args() -> argparse.Namespace:
         parser.add_argument(
             "--" + dest.replace("_", "-"),
             type=int,
-            nargs="+" if dest == "seeds" else None,
+            nargs="+" if dest in ("seeds", "peer_seeds") else None,
             help=f"{text} (default {full}; {quick} with --quick)",
         )
+    parser.add_argument(
+        "--spread-tasks", nargs="+", help="peer_spread: the tasks whose peer is trained per seed (default: all)"
+    )
     parser.add_argument(
         "--model-dir",
         type=Path,
@@ -220,6 +237,7 @@ def plan(args: argparse.Namespace, base: RunConfig, meta: dict[str, Any]) -> dic
         "inference": {"texts": args.texts, "repeats": args.repeats},
         "quality": {"hfmtl_steps": args.quality_steps, "validation_rows": validation_cap(args.quick)},
         "time_to_quality": {"peers": peers, "hfmtl": hfmtl, "validation_rows": validation_cap(args.quick)},
+        "peer_spread": {"tasks": args.spread_tasks or [t.name for t in base.tasks], "seeds": args.peer_seeds},
         "ner_raw_text": {"model_dir": str(args.model_dir) if args.model_dir else "from time_to_quality or quality"},
     }
     return {"meta": meta, "out": str(args.out), "parts": {part: parts[part] for part in PARTS if part in args.parts}}

@@ -1,5 +1,5 @@
 """The quality parts of scripts/benchmark.py: equal-budget quality, time to the single-task peers' quality,
-and NER on raw text."""
+the peers' own seed-to-seed spread, and NER on raw text."""
 
 from __future__ import annotations
 
@@ -132,6 +132,35 @@ def time_to_quality(base: RunConfig, args: argparse.Namespace, work: Path) -> di
         "validation_rows": validation_cap(args.quick),
         "model_dir": str(model_dir),
     }
+
+
+def peer_spread(base: RunConfig, tasks: list[str], seeds: list[int], work: Path, *, quick: bool) -> dict[str, Any]:
+    """The standard-recipe peer of each task in `tasks`, trained once per seed: how far its own validation figure
+    moves with the seed alone, the noise any one-seed comparison against it carries."""
+    precision = base.training.mixed_precision
+    known = [task.name for task in base.tasks]
+    unknown = sorted(set(tasks) - set(known))
+    if unknown:
+        raise SystemExit(f"--spread-tasks: {', '.join(unknown)} not in the config's tasks ({', '.join(known)})")
+    validation = load_config_with(base, validation_overrides(base, quick))
+    sets, pad_token_id = eval_sets(validation)
+    runs, summary = [], {}
+    for task in (t for t in validation.tasks if t.name in tasks):
+        values = []
+        for seed in seeds:
+            settings = dataclasses.replace(ttq_peer_settings(task, precision, quick), seed=seed)
+            run = train_peer(validation, task, settings, work, measure=False)
+            values.append(score_peer(run, task, sets[task.name], pad_token_id))
+            runs.append({**run.record, "metric": main_metric(task.kind), "value": values[-1]})
+            del run  # free the model before the next peer trains
+        summary[task.name] = {
+            "metric": main_metric(task.kind),
+            "mean": statistics.mean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "min": min(values),
+            "max": max(values),
+        }
+    return {"seeds": seeds, "runs": runs, "tasks": summary, "validation_rows": validation_cap(quick)}
 
 
 def first_crossing(log: list[dict[str, Any]], targets: dict[str, tuple[str, float]]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ def table(results: dict[str, Any]) -> str:
         "train": ("Training throughput", train_section),
         "inference": ("Inference", inference_section),
         "time_to_quality": ("Time to the peers' quality", time_to_quality_section),
+        "peer_spread": ("The peers' spread over seeds", peer_spread_section),
         "quality": ("Quality at equal budget", quality_section),
         "ner_raw_text": ("NER on raw text", ner_raw_text_section),
     }
@@ -233,6 +234,26 @@ def time_to_quality_section(q: dict[str, Any]) -> list[str]:
         ]
     else:
         lines += ["", f"Reached by {q['reached']} of {len(q['seeds'])} seeds: no mean over seeds."]
+    return lines
+
+
+def peer_spread_section(p: dict[str, Any]) -> list[str]:
+    rows = "full validation splits" if p["validation_rows"] is None else f"the first {p['validation_rows']} rows"
+    lines = [
+        f"Each peer at its standard recipe (as in `time_to_quality`), changing only the seed; scored on {rows}.",
+        "",
+        "| task | metric | seed | value | peer's settings | train_runtime (s) |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    lines += [
+        f"| {r['task']} | {r['metric']} | {r['settings']['seed']} | {r['value']:.4f} | "
+        f"{settings_text({**r['settings'], 'steps': recipe_steps(r)})} | {r['train_runtime']:.0f} |"
+        for r in p["runs"]
+    ]
+    lines += ["", "| task | mean | sd | min | max |", "|---|---:|---:|---:|---:|"]
+    for task, t in p["tasks"].items():
+        sd = UNMEASURED if t["sd"] is None else f"{t['sd']:.4f}"
+        lines.append(f"| {task} | {t['mean']:.4f} | {sd} | {t['min']:.4f} | {t['max']:.4f} |")
     return lines
 
 
