@@ -186,14 +186,9 @@ def inference_section(i: dict[str, Any]) -> list[str]:
 
 
 def time_to_quality_section(q: dict[str, Any]) -> list[str]:
-    rows = (
-        "every validation split in full"
-        if q["validation_rows"] is None
-        else (f"the first {q['validation_rows']} rows of every validation split")
-    )
     lines = [
         f"Peers: the standard single-task recipe (seed {q['peer_seed']}), scored by hfmtl's own evaluation on "
-        f"{rows}; `train_runtime` is the Trainer's training-loop time.",
+        f"{rows_text(q['validation_rows'])}; `train_runtime` is the Trainer's training-loop time.",
         "",
         "| task | metric | peer | peer's settings | train_runtime (s) |",
         "|---|---|---:|---|---:|",
@@ -238,9 +233,9 @@ def time_to_quality_section(q: dict[str, Any]) -> list[str]:
 
 
 def peer_spread_section(p: dict[str, Any]) -> list[str]:
-    rows = "full validation splits" if p["validation_rows"] is None else f"the first {p['validation_rows']} rows"
     lines = [
-        f"Each peer at its standard recipe (as in `time_to_quality`), changing only the seed; scored on {rows}.",
+        "Each peer at its standard recipe (as in `time_to_quality`), changing only the seed; scored on "
+        f"{rows_text(p['validation_rows'])}.",
         "",
         "| task | metric | seed | value | peer's settings | train_runtime (s) |",
         "|---|---|---:|---:|---|---:|",
@@ -258,7 +253,7 @@ def peer_spread_section(p: dict[str, Any]) -> list[str]:
 
 
 def quality_section(q: dict[str, Any]) -> list[str]:
-    rows = "full validation splits" if q["validation_rows"] is None else f"the first {q['validation_rows']} rows"
+    rows = rows_text(q["validation_rows"])
     lines = [
         f"hfmtl: {settings_text(q['hfmtl_settings'], who='hfmtl')} ({q['hfmtl_seconds']:.0f} s); each peer "
         f"trained on as many examples of its task: {settings_text(q['peer_settings'])}. Scored on {rows}.",
@@ -287,6 +282,10 @@ def ner_raw_text_section(n: dict[str, Any]) -> list[str]:
         f"| {n['sentences']} | {n['pipeline_f1']:.4f} | {n['evaluate_f1']:.4f} | {n['f1_gap_points']:.2f} "
         f"| {n['word_split_agreement']:.4f} |",
     ]
+
+
+def rows_text(validation_rows: int | None) -> str:
+    return "full validation splits" if validation_rows is None else f"the first {validation_rows} rows"
 
 
 def recipe_steps(peer: dict[str, Any]) -> str:

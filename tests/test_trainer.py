@@ -15,7 +15,8 @@ from hfmtl.errors import ConfigError
 from hfmtl.model.encoder import build_model
 from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.train.optimization import build_optimizer
-from hfmtl.train.trainer import NonFiniteLossError, train
+from hfmtl.train.step import NonFiniteLossError
+from hfmtl.train.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT = ["training.max_steps=40", "training.eval_every=20", "training.save_every=20", "training.log_every=5"]

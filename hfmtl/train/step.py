@@ -1,5 +1,6 @@
 """One optimizer step's forward and backward passes: each micro-batch draws a sampling unit (a task, or a
-joint group), runs its heads, weighs their losses and adds to the gradients. Applying them is the loop's.
+joint group), runs its heads, weighs their losses and adds to the gradients. Applying them is the loop's;
+the non-finite checks (a flag kept on the device, and the error the loop raises from it) are here.
 
 Under `sampling.mode: all_tasks` each micro-batch is one batch of every unit; with a gradient method each
 unit's gradient of the shared encoder is kept apart, and the method's combination of them is written as the
@@ -9,13 +10,17 @@ shared parameters' gradient (heads and private layers keep the gradient of the o
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 
 from hfmtl.config.run_config import RunConfig
+from hfmtl.errors import HfmtlError
+from hfmtl.train.checkpoint import find_latest_checkpoint
 from hfmtl.train.distillation import Teacher
 
 
@@ -274,3 +279,22 @@ def non_finite_flag(
     if accelerator.num_processes > 1:  # a collective, not a host sync: every process skips together
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
     return flag
+
+
+class NonFiniteLossError(HfmtlError):
+    """A loss or gradient became NaN or infinite; the run stopped before the optimizer could use it."""
+
+
+def non_finite_error(
+    losses: dict[str, list[float]], grad_norm: float, step: int, output_dir: Path
+) -> NonFiniteLossError:
+    """The error that stops a run at a non-finite step: the task (or the gradient), the step, and whether the
+    last checkpoint is intact."""
+    bad = sorted(task for task, values in losses.items() if not all(map(math.isfinite, values)))
+    what = f"loss on task {', '.join(repr(t) for t in bad)}" if bad else f"gradient norm ({grad_norm})"
+    latest = find_latest_checkpoint(output_dir)
+    kept = f"the last checkpoint ({latest}) is intact" if latest else "no checkpoint was written yet"
+    return NonFiniteLossError(
+        f"non-finite {what} at step {step}; stopped before the optimizer used it, {kept}. "
+        "Lower training.learning_rate, or set training.on_nonfinite_loss=skip"
+    )

@@ -24,7 +24,7 @@ from hfmtl.data.joint import sampling_units, unit_batch_sizes, unit_rows, unit_s
 from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.data.prefetch import PrefetchingLoader
 from hfmtl.data.sampling import MultiTaskLoader
-from hfmtl.errors import ConfigError, HfmtlError
+from hfmtl.errors import ConfigError
 from hfmtl.evaluation.scoring import make_eval_set
 from hfmtl.model.encoder import build_model, check_layers, load_tokenizer
 from hfmtl.model.folder import MODEL_DIR, save_model_dir
@@ -34,7 +34,6 @@ from hfmtl.tasks.labels import class_weights
 from hfmtl.train.averaging import WeightAverage, averaged_weights
 from hfmtl.train.checkpoint import (
     TrainerState,
-    find_latest_checkpoint,
     load_checkpoint,
     resolve_resume,
     run_identity,
@@ -52,13 +51,10 @@ from hfmtl.train.step import (
     forward_backward,
     forward_backward_all_tasks,
     gradient_rows,
+    non_finite_error,
     non_finite_flag,
     read_steps,
 )
-
-
-class NonFiniteLossError(HfmtlError):
-    """A loss or gradient became NaN or infinite; the run stopped before the optimizer could use it."""
 
 
 @dataclass
@@ -207,7 +203,7 @@ def _train(
             for number, read in enumerate(read_steps(unread, accelerator), start=first_unread):
                 if read.is_skipped:
                     if training.on_nonfinite_loss == "stop":
-                        raise _non_finite(read.losses, read.grad_norm, number, output_dir)
+                        raise non_finite_error(read.losses, read.grad_norm, number, output_dir)
                     _say(accelerator, f"step {number}: non-finite loss or gradient on {read.tasks}; skipped")
                     skipped_updates += 1
                     continue
@@ -294,14 +290,3 @@ def _say(accelerator: Accelerator, message: str) -> None:
     """Print on the main process without breaking the progress bar."""
     if accelerator.is_local_main_process:
         tqdm.write(message)
-
-
-def _non_finite(losses: dict[str, list[float]], grad_norm: float, step: int, output_dir: Path) -> NonFiniteLossError:
-    bad = sorted(task for task, values in losses.items() if not all(map(math.isfinite, values)))
-    what = f"loss on task {', '.join(repr(t) for t in bad)}" if bad else f"gradient norm ({grad_norm})"
-    latest = find_latest_checkpoint(output_dir)
-    kept = f"the last checkpoint ({latest}) is intact" if latest else "no checkpoint was written yet"
-    return NonFiniteLossError(
-        f"non-finite {what} at step {step}; stopped before the optimizer used it, {kept}. "
-        "Lower training.learning_rate, or set training.on_nonfinite_loss=skip"
-    )
