@@ -31,6 +31,7 @@ from hfmtl.evaluation.scoring import EvalSet, evaluate_tasks
 from hfmtl.model.encoder import resolve_encoder
 from hfmtl.model.modeling import TaskOutput, TaskSpec
 from hfmtl.tasks import main_metric
+from hfmtl.tasks.multi_label import label_log_odds
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class PeerSettings:
     steps: int | None = None
     """Optimizer steps; None trains `epochs` epochs."""
     epochs: float = 3.0
+    prior_bias: bool = False
+    """Multi-label only: each output bias starts at the log-odds of its label's training frequency, as
+    hfmtl's multi-label heads do, instead of the Auto* head's 0 (a careful user's fix: from 0, AdamW needs
+    tens of thousands of steps to bring a rare label's bias near its log-odds)."""
 
 
 STANDARD_RECIPES: dict[str, dict[str, Any]] = {
@@ -66,7 +71,11 @@ name trains for `PeerSettings.epochs` (3) epochs."""
 
 def standard_settings(task: TaskConfig, precision: str) -> PeerSettings:
     """The standard single-task recipe for `task`, in `precision`."""
-    return PeerSettings(precision=precision, **STANDARD_RECIPES.get(task.name, {}))
+    return PeerSettings(
+        precision=precision,
+        prior_bias=task.kind == "multi_label_classification",
+        **STANDARD_RECIPES.get(task.name, {}),
+    )
 
 
 @dataclass
@@ -124,6 +133,8 @@ def train_peer(config: RunConfig, task: TaskConfig, settings: PeerSettings, work
         num_labels = 1 if data.labels is None else len(data.labels)
         problem = "multi_label_classification" if task.kind == "multi_label_classification" else None
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels, problem_type=problem)
+        if settings.prior_bias:
+            start_at_label_priors(model, train_split, num_labels)
         collator = CountingCollator(DataCollatorWithPadding(tokenizer))
     arguments = TrainingArguments(
         output_dir=str(work / f"peer-{task.name}"),
@@ -171,6 +182,14 @@ def train_peer(config: RunConfig, task: TaskConfig, settings: PeerSettings, work
             padded_tokens=sum(b[2] for b in counted),
         )
     return PeerRun(record=record, model=trainer.model.eval(), labels=data.labels)
+
+
+def start_at_label_priors(model: torch.nn.Module, train_split: Any, num_labels: int) -> None:
+    """Set the output layer's bias (the last Linear with one output per label, whatever the architecture
+    names it) to each label's log-odds in the training split."""
+    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
+    with torch.no_grad():
+        outputs[-1].bias.copy_(torch.as_tensor(label_log_odds(train_split), dtype=outputs[-1].bias.dtype))
 
 
 def score_peer(run: PeerRun, task: TaskConfig, eval_set: EvalSet, pad_token_id: int) -> float:

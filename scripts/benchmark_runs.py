@@ -39,6 +39,7 @@ def matched_settings(config: RunConfig, task: TaskConfig, sampling: str, steps: 
         sampling=sampling,
         seed=config.seed,
         steps=max(1, steps),
+        prior_bias=task.kind == "multi_label_classification",
     )
 
 

@@ -105,6 +105,8 @@ def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
         parts.append(f"seed {settings['seed']}")
     if "seeds" in settings:
         parts.append("seeds " + ", ".join(map(str, settings["seeds"])))
+    if settings.get("prior_bias"):
+        parts.append("output biases at the label priors")
     return " · ".join(parts)
 
 

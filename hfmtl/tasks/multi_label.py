@@ -143,21 +143,27 @@ class MultiLabelClassification(TextKind):
         first prediction is the label prior, not 0.5. With AdamW a bias moves about one learning rate per
         step: from 0 it would take most of a run (tens of thousands of steps at 5e-5) to reach the log-odds of
         a rare label (-4 for 2 %), and until then the loss barely falls below the prior's."""
-        import numpy as np
         import torch
 
-        # Summed in chunks: the label matrix of a large corpus need not fit in memory at once.
-        chunks = train.select_columns(["labels"]).with_format("numpy").iter(batch_size=65536)
-        frequency = sum(chunk["labels"].astype(np.float64).sum(axis=0) for chunk in chunks) / len(train)
-        log_odds = np.log(np.clip(frequency, 1e-4, 1 - 1e-4) / np.clip(1 - frequency, 1e-4, 1))
         with torch.no_grad():
-            head.out.bias.copy_(torch.as_tensor(log_odds, dtype=head.out.bias.dtype))
+            head.out.bias.copy_(torch.as_tensor(label_log_odds(train), dtype=head.out.bias.dtype))
 
     def figure(self, task: str, metrics: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
         from hfmtl.evaluation.plots import bars_svg
 
         f1 = {name: scores["f1"] for name, scores in metrics["per_label"].items()}
         return bars_svg(f1, f"{task}: F1 per label", "F1")
+
+
+def label_log_odds(train: Dataset) -> np.ndarray:
+    """Per label, the log-odds of its frequency among the rows' multi-hot `labels` (clipped at 1e-4 so
+    that a label no row has gives a finite bias)."""
+    import numpy as np
+
+    # Summed in chunks: the label matrix of a large corpus need not fit in memory at once.
+    chunks = train.select_columns(["labels"]).with_format("numpy").iter(batch_size=65536)
+    frequency = sum(chunk["labels"].astype(np.float64).sum(axis=0) for chunk in chunks) / len(train)
+    return np.log(np.clip(frequency, 1e-4, 1 - 1e-4) / np.clip(1 - frequency, 1e-4, 1))
 
 
 def thresholds(spec: TaskSpec) -> tuple[float, ...]:
