@@ -132,3 +132,23 @@ def test_a_cache_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch):
         DataError, match=r"cannot write the data cache in .*not-a-folder/cache/.*; set HFMTL_CACHE to a"
     ):
         load_task_data(sentiment(), tmp_path)
+
+
+def test_cache_files_hold_few_large_record_batches(tmp_path, tiny_tokenizer):
+    """Each record batch of a memory-mapped file costs resident pages to open and to read a column of (the
+    kernel maps ~64 KB around each), so the cache writes WRITER_BATCH_ROWS rows per batch, not datasets' 1,000."""
+    import pyarrow as pa
+
+    from hfmtl.data.cache import WRITER_BATCH_ROWS
+
+    rows = 2 * WRITER_BATCH_ROWS + 1
+    write_rows(
+        tmp_path / "train.jsonl", [{"text": f"film {i}", "label": "pos" if i % 2 else "neg"} for i in range(rows)]
+    )
+    data = load_task_data(sentiment(), tmp_path)
+    tokenized = tokenize_task(data, tiny_tokenizer, 32)["train"]
+    for dataset in (data.splits["train"], tokenized):
+        with pa.memory_map(dataset.cache_files[0]["filename"]) as source:
+            batches = [batch.num_rows for batch in pa.ipc.open_stream(source)]
+        assert batches == [WRITER_BATCH_ROWS, WRITER_BATCH_ROWS, 1]
+    assert tokenized["labels"][:3] == [0, 1, 0] and len(tokenized) == rows

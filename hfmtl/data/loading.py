@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from hfmtl.config.run_config import DataConfig, RunConfig, TaskConfig
 from hfmtl.data.cache import (
+    WRITER_BATCH_ROWS,
     cache_root,
     cache_writes,
     cached_dataset,
@@ -151,6 +152,8 @@ def tokenize_split(
         return dataset.map(
             TASK_KINDS[task.kind].tokenize,
             cache_file_name=str(cache_file),
+            batch_size=WRITER_BATCH_ROWS,  # in batched mode each batch the function returns is one record batch
+            writer_batch_size=WRITER_BATCH_ROWS,
             load_from_cache_file=False,  # a file there could not be read: write it anew
             new_fingerprint=key,
             **options,
