@@ -16,6 +16,8 @@ Parts (all but `mfu` by default; `--parts` re-runs some and keeps the others' fi
   strongest setting) and once with its default random batches.
 - `inference`: texts/s of MultiTaskPipeline vs the single-task models as transformers pipelines and as
   plain length-sorted forwards, over the same texts.
+- `batch_shape` (GPU check, not by default): hfmtl's real tokens/s on the task mix with and without padding
+  to a multiple of 8, and with and without a token budget per batch (`--token-budget`), four runs side by side.
 - `quality`: validation metric per task of hfmtl after `--quality-steps` vs each peer trained on as many
   examples of its task as hfmtl drew.
 - `time_to_quality`: each peer trained to its standard recipe (benchmark_peers.STANDARD_RECIPES); hfmtl
@@ -43,6 +45,7 @@ from typing import Any
 
 import torch
 import transformers
+from benchmark_batch_shape import DEFAULT_TOKEN_BUDGET, batch_shape
 from benchmark_quality import (
     ner_raw_text_part,
     peer_spread,
@@ -60,8 +63,8 @@ from hfmtl.config.run_config import RunConfig, load_config
 from hfmtl.errors import ConfigError
 from hfmtl.train.precision import PRECISIONS, resolve_mixed_precision
 
-PARTS = ("mfu", "train", "inference", "quality", "time_to_quality", "peer_spread", "ner_raw_text")
-DEFAULT_PARTS = [part for part in PARTS if part not in ("mfu", "peer_spread")]  # a GPU's; hours of peers alone
+PARTS = ("mfu", "train", "inference", "batch_shape", "quality", "time_to_quality", "peer_spread", "ner_raw_text")
+DEFAULT_PARTS = [part for part in PARTS if part not in ("mfu", "batch_shape", "peer_spread")]  # the GPU check's; hours
 FORMAT = 2
 """Version of the JSON layout; a partial re-run refuses to merge into a file of another version."""
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -109,6 +112,8 @@ def main() -> None:
             results["train"], results["padding"] = throughput(base, args.steps, args.repeats, work)
         elif part == "inference":
             results["inference"] = inference(base, args.texts, args.repeats)
+        elif part == "batch_shape":
+            results["batch_shape"] = batch_shape(base, args.steps, args.repeats, work, args.token_budget)
         elif part == "quality":
             results["quality"] = quality(base, args.quality_steps, work, quick=args.quick)
             model_dir = Path(results["quality"]["model_dir"])
@@ -165,6 +170,12 @@ def parse_args() -> argparse.Namespace:
             nargs="+" if dest in ("seeds", "peer_seeds") else None,
             help=f"{text} (default {full}; {quick} with --quick)",
         )
+    parser.add_argument(
+        "--token-budget",
+        type=int,
+        default=DEFAULT_TOKEN_BUDGET,
+        help=f"batch_shape: the training.max_tokens_per_batch compared with none (default {DEFAULT_TOKEN_BUDGET})",
+    )
     parser.add_argument(
         "--spread-tasks", nargs="+", help="peer_spread: the tasks whose peer is trained per seed (default: all)"
     )
@@ -235,6 +246,7 @@ def plan(args: argparse.Namespace, base: RunConfig, meta: dict[str, Any]) -> dic
         "mfu": {"steps": args.mfu_steps, "encoder": "BERT-base size, random weights"},
         "train": {"steps": args.steps, "repeats": args.repeats, "peers": ["group_by_length", "random"]},
         "inference": {"texts": args.texts, "repeats": args.repeats},
+        "batch_shape": {"steps": args.steps, "repeats": args.repeats, "token_budget": args.token_budget},
         "quality": {"hfmtl_steps": args.quality_steps, "validation_rows": validation_cap(args.quick)},
         "time_to_quality": {"peers": peers, "hfmtl": hfmtl, "validation_rows": validation_cap(args.quick)},
         "peer_spread": {"tasks": args.spread_tasks or [t.name for t in base.tasks], "seeds": args.peer_seeds},

@@ -18,33 +18,13 @@ from hfmtl.data.loading import load_all_tasks
 from hfmtl.model.encoder import build_model, load_tokenizer, resolve_encoder
 from hfmtl.serve.pipeline import MultiTaskPipeline
 from hfmtl.train.records import read_metrics_log
+from hfmtl.train.trainer import TrainResult
 
 
 def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """hfmtl on the task mix vs the Trainer on each task in turn (steps split by the same mix), with
     length-grouped and with random batches. Returns the train figures and the padding efficiencies."""
-    no_eval = [f"tasks.{t.name}.data.validation=null" for t in base.tasks]
-    window = max(1, steps // (repeats + 1))  # the first window is warm-up and is dropped
-    total = window * (repeats + 1)
-    config = load_config_with(
-        base,
-        [
-            *no_eval,
-            f"training.max_steps={total}",
-            f"training.warmup_steps={max(1, total // 16)}",
-            f"training.log_every={window}",
-            f"training.save_every={10**9}",
-            f"output_dir={work / 'throughput'}",
-            "training.eval_at_start=false",
-        ],
-    )
-    result = train(config)
-    log = [line for line in read_metrics_log(result.output_dir / "metrics.jsonl") if "tokens_per_second" in line]
-    ours: dict[str, Any] = {
-        key: statistics.median(line[key] for line in log[1:])
-        for key in ("tokens_per_second", "examples_per_second", "padding_efficiency")
-    }
-    ours["settings"] = hfmtl_settings(config, steps=total)
+    ours, result = hfmtl_throughput(base, steps, repeats, work / "throughput")
     mix = Counter(result.tasks)
     task_steps = {task.name: max(1, round(steps * mix[task.name] / len(result.tasks))) for task in base.tasks}
     peers = {}
@@ -72,6 +52,37 @@ def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[d
     }
     padding = {who: figures["padding_efficiency"] for who, figures in (("hfmtl", ours), *peers.items())}
     return figures, padding
+
+
+def hfmtl_throughput(
+    base: RunConfig, steps: int, repeats: int, output_dir: Path, overrides: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], TrainResult]:
+    """hfmtl's median real tokens/s, examples/s and padding efficiency over `repeats` logged windows of a run
+    of about `steps` steps on the task mix (no evaluation; the first window is warm-up and is dropped)."""
+    no_eval = [f"tasks.{t.name}.data.validation=null" for t in base.tasks]
+    window = max(1, steps // (repeats + 1))
+    total = window * (repeats + 1)
+    config = load_config_with(
+        base,
+        [
+            *no_eval,
+            f"training.max_steps={total}",
+            f"training.warmup_steps={max(1, total // 16)}",
+            f"training.log_every={window}",
+            f"training.save_every={10**9}",
+            f"output_dir={output_dir}",
+            "training.eval_at_start=false",
+            *overrides,
+        ],
+    )
+    result = train(config)
+    log = [line for line in read_metrics_log(result.output_dir / "metrics.jsonl") if "tokens_per_second" in line]
+    ours: dict[str, Any] = {
+        key: statistics.median(line[key] for line in log[1:])
+        for key in ("tokens_per_second", "examples_per_second", "padding_efficiency")
+    }
+    ours["settings"] = hfmtl_settings(config, steps=total)
+    return ours, result
 
 
 def peer_throughput(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from benchmark_batch_shape import batch_shape_section
 from benchmark_targets import TARGETS, Target
+from benchmark_text import precision_name, settings_text
 
 UNMEASURED = "unmeasured"
 
@@ -39,6 +41,7 @@ def table(results: dict[str, Any]) -> str:
         "mfu": ("Training MFU, BERT-base size", mfu_section),
         "train": ("Training throughput", train_section),
         "inference": ("Inference", inference_section),
+        "batch_shape": ("Batch shape: padding multiple and token budget", batch_shape_section),
         "time_to_quality": ("Time to the peers' quality", time_to_quality_section),
         "peer_spread": ("The peers' spread over seeds", peer_spread_section),
         "quality": ("Quality at equal budget", quality_section),
@@ -53,11 +56,6 @@ def table(results: dict[str, Any]) -> str:
         where = place(figures)
         lines += [f"{where} · `{figures['command']}`", "", *section(figures), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def precision_name(precision: str) -> str:
-    """How a resolved precision reads in the table: `no` (no autocast) is fp32."""
-    return "fp32" if precision == "no" else precision
 
 
 def place(figures: dict[str, Any]) -> str:
@@ -90,29 +88,6 @@ def unmeasured_reason(part: str, figures: dict[str, Any]) -> tuple[str, str]:
             return f"not reached by seed {', '.join(missing)}", "no"
         return f"{UNMEASURED} ({figures['seeds'][0]['note']})", UNMEASURED
     return UNMEASURED, UNMEASURED
-
-
-def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
-    """A peer's (or hfmtl's) settings on one line: batch, lr, precision, sampling, steps."""
-    steps_text, batch_text = per_task_text(settings["steps"]), per_task_text(settings["batch_size"])
-    parts = [who, f"batch {batch_text}", f"lr {settings['learning_rate']:g}"]
-    if "warmup" in settings:
-        parts.append(f"warmup {settings['warmup']:g}")
-    if "max_length" in settings:
-        parts.append(f"max length {settings['max_length']}")
-    parts += [precision_name(settings["precision"]), settings["sampling"], f"steps {steps_text}"]
-    if "seed" in settings:
-        parts.append(f"seed {settings['seed']}")
-    if "seeds" in settings:
-        parts.append("seeds " + ", ".join(map(str, settings["seeds"])))
-    if settings.get("prior_bias"):
-        parts.append("output biases at the label priors")
-    return " · ".join(parts)
-
-
-def per_task_text(value: int | dict[str, int]) -> str:
-    """`32`, or `sentiment 64 + ner 32` where each task has its own."""
-    return " + ".join(f"{task} {n}" for task, n in value.items()) if isinstance(value, dict) else str(value)
 
 
 COMPARED_AGAINST: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, in one call of under 10 minutes on one CUDA GPU: bf16 training MFU of a BERT-base-size
 # encoder built from a config, real tokens/s of the quickstart mix against the Trainer, the inference
-# ratio (all written to benchmarks/gpu.json and .md), then the tests marked `gpu`.
+# ratio, and tokens/s with and without padding to a multiple of 8 and a token budget per batch (all
+# written to benchmarks/gpu.json and .md), then the tests marked `gpu`.
 #
 #   scripts/gpu_check.sh             # on the GPU machine, from the repository root
 #   scripts/gpu_check.sh --dry-run   # anywhere (a CPU too): the same steps at smoke sizes, written to /tmp
@@ -23,5 +24,5 @@ else
 fi
 export PYTHONUNBUFFERED=1
 python scripts/benchmark.py --data-dir "$data_dir" --precision "$precision" "${sizes[@]}" \
-  --parts mfu train inference --out "$out"
+  --parts mfu train inference batch_shape --out "$out"
 python -m pytest -q -m gpu tests

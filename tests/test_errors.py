@@ -166,6 +166,20 @@ CASES = [
     ),
     Case(
         "config",
+        "token budget with random batches",
+        lambda t, r: [
+            "data",
+            "configs/tiny.yaml",
+            "--set",
+            "training.max_tokens_per_batch=4096",
+            "--set",
+            "training.group_by_length=false",
+        ],
+        "configs/tiny.yaml: 'training.max_tokens_per_batch' needs 'training.group_by_length: true': random batches "
+        "mix lengths, so a token budget cannot size them; set one of the two",
+    ),
+    Case(
+        "config",
         "head learning-rate multiplier 0",
         lambda t, r: ["data", "configs/tiny.yaml", "--set", "tasks.ner.head_lr_multiplier=0"],
         "configs/tiny.yaml: 'tasks.ner.head_lr_multiplier' must be > 0, got 0.0",

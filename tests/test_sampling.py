@@ -217,3 +217,37 @@ def test_two_processes_get_batches_of_about_the_same_length_at_every_step(tmp_pa
     lengths = [1 + (i * 37) % 100 for i in range(4001)]
     unaligned = length_grouped_batches(lengths, 8, np.random.default_rng(3))  # as if each step took any two batches
     assert cross_process_padding_efficiency(lengths, unaligned, 2) < 0.8
+
+
+def test_a_token_budget_fills_short_batches_and_keeps_long_ones_at_batch_size():
+    rng = np.random.default_rng(0)
+    lengths = rng.choice([5, 12, 40, 100], size=3000).tolist()
+    batches = length_grouped_batches(lengths, 8, np.random.default_rng(1), max_tokens=400)
+    assert sorted(i for batch in batches for i in batch) == list(range(3000))  # every row once
+    most = Counter()  # the most rows a batch holds, by its longest row
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= max(8, 400 // longest)  # more than batch_size rows only while they fit the budget
+        most[longest] = max(most[longest], len(batch))
+    assert most == {5: 80, 12: 33, 40: 10, 100: 8}  # 400 // length, but never fewer than batch_size (8)
+    short_of_budget = [b for b in batches if len(b) < max(8, 400 // max(lengths[i] for i in b))]
+    assert len(short_of_budget) <= 8  # only the last batch of each chunk of 8 x 50 rows: 3000 rows make 8
+    assert length_grouped_batches(lengths, 8, np.random.default_rng(1), max_tokens=None) == length_grouped_batches(
+        lengths, 8, np.random.default_rng(1)
+    )
+
+
+def test_a_token_budget_leaves_every_process_a_batch_and_resumes_exactly():
+    tiny = length_grouped_batches([3] * 20, 4, np.random.default_rng(0), num_processes=2, max_tokens=10_000)
+    assert len(tiny) >= 2 and all(len(batch) <= 10 for batch in tiny)  # not one 20-row batch for two processes
+    loader = make_loader(seed=1, max_tokens=60)
+    shapes = Counter()
+    for _ in range(150):
+        _, batch = loader.next_batch()
+        shapes[batch["input_ids"].shape[0]] += 1
+    assert max(shapes) > 4  # short rows (1 to 23 tokens here) fill batches beyond batch_size 4
+    state = json.loads(json.dumps(loader.state_dict()))
+    expected = [(t, b["labels"].tolist()) for t, b in (loader.next_batch() for _ in range(100))]
+    resumed = make_loader(seed=1, max_tokens=60)
+    resumed.load_state_dict(state)
+    assert [(t, b["labels"].tolist()) for t, b in (resumed.next_batch() for _ in range(100))] == expected

@@ -270,6 +270,22 @@ def test_gradient_accumulation_draws_several_batches_per_step(tmp_path):
     assert len(task_sequence(tmp_path / "run")) == 30
 
 
+def test_a_token_budget_reaches_the_loader_and_trains(tmp_path, monkeypatch):
+    from hfmtl.data import sampling
+
+    rows_per_batch = []
+    original = sampling.MultiTaskLoader.next_batch
+
+    def counted(self):
+        task, batch = original(self)
+        rows_per_batch.append(batch["input_ids"].shape[0])
+        return task, batch
+
+    monkeypatch.setattr(sampling.MultiTaskLoader, "next_batch", counted)
+    result = train(tiny(tmp_path, *SHORT, "training.max_steps=12", "training.max_tokens_per_batch=100000"))
+    assert result.step == 12 and max(rows_per_batch) > 16  # the tiny config's batch_size is 16
+
+
 def test_early_stopping_after_evaluations_without_improvement(tmp_path):
     # A learning rate this small leaves every metric unchanged, so no evaluation improves on the baseline.
     config = tiny(

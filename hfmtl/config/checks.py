@@ -124,6 +124,14 @@ def _check_training(training: TrainingConfig) -> None:
     if training.ema_decay is not None and not 0 < training.ema_decay < 1:
         decay = training.ema_decay
         raise ConfigError(f"'training.ema_decay' must be between 0 and 1 (exclusive) or null, got {decay}")
+    budget = training.max_tokens_per_batch
+    if budget is not None and budget < 1:
+        raise ConfigError(f"'training.max_tokens_per_batch' must be >= 1 or null, got {budget}")
+    if budget is not None and not training.group_by_length:
+        raise ConfigError(
+            "'training.max_tokens_per_batch' needs 'training.group_by_length: true': random batches mix "
+            "lengths, so a token budget cannot size them; set one of the two"
+        )
     for tracker in training.report_to:
         if tracker not in ("tensorboard", "wandb"):
             raise ConfigError(f"'training.report_to' lists '{tracker}'; expected tensorboard or wandb")

@@ -168,6 +168,11 @@ class TrainingConfig:
     the CPU (it is ~19x slower there); bf16 only where supported."""
     group_by_length: bool = True
     """Batch examples of similar length together (less padding, faster), still in random order."""
+    max_tokens_per_batch: int | None = None
+    """With length-grouped batches: a batch takes more than its `batch_size` rows while they fit in this many
+    padded tokens (rows x its longest row), so batches of short texts hold more rows (SST-2 phrases of ~13
+    tokens: about 300 rows at 4096) and batches of long ones keep `batch_size`. The schedule still counts
+    optimizer steps. null: every batch has `batch_size` rows."""
     eval_every: int = 500
     """Evaluate every task's validation split every N steps (and at the end)."""
     eval_at_start: bool = False

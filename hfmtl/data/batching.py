@@ -18,7 +18,11 @@ def random_batches(num_rows: int, batch_size: int, rng: np.random.Generator) -> 
 
 
 def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, num_processes: int = 1
+    lengths: Sequence[int],
+    batch_size: int,
+    rng: np.random.Generator,
+    num_processes: int = 1,
+    max_tokens: int | None = None,
 ) -> list[list[int]]:
     """A shuffled pass where each batch holds rows of similar length, and the batches come in random order.
 
@@ -28,13 +32,26 @@ def length_grouped_batches(
     `num_processes` consecutive batches, so the batches are shuffled in groups of that many neighbours in
     length order: every process of a step gets rows of about the same length, and none waits on a longer
     batch. With one process this is the plain shuffle.
+
+    With `max_tokens`, a batch takes more than `batch_size` rows while rows x its longest row stays within
+    `max_tokens` (never fewer than `batch_size`, and never so many that a pass has fewer batches than processes).
     """
     order = rng.permutation(len(lengths))
-    chunk = batch_size * MEGABATCH_FACTOR * num_processes  # whole groups per chunk: none straddles two chunks
+    # Whole groups per chunk, so none straddles two chunks (with a token budget the batches per chunk vary, and
+    # a group may: its processes then get the shortest rows of one chunk and the longest of the next).
+    chunk = batch_size * MEGABATCH_FACTOR * num_processes
+    most_rows = max(batch_size, len(lengths) // num_processes)
     batches = []
     for start in range(0, len(order), chunk):
         members = sorted(order[start : start + chunk].tolist(), key=lambda i: -lengths[i])
-        batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
+        if max_tokens is None:
+            batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
+            continue
+        i = 0
+        while i < len(members):  # longest first: a batch's first row is its longest
+            rows = min(most_rows, max(batch_size, max_tokens // max(1, lengths[members[i]])))
+            batches.append(members[i : i + rows])
+            i += rows
     groups = [batches[i : i + num_processes] for i in range(0, len(batches), num_processes)]
     # An incomplete last group stays last: shuffled into the middle, it would shift every later group off the
     # steps' boundaries. (The sampler ends a pass before a step that lacks a batch for some process.)

@@ -104,6 +104,7 @@ class MultiTaskLoader:
         total_draws: int,
         seed: int,
         group_by_length: bool = True,
+        max_tokens: int | None = None,
         num_processes: int = 1,
         process_index: int = 0,
     ) -> None:
@@ -116,6 +117,7 @@ class MultiTaskLoader:
         self.total_draws = total_draws
         self.seed = seed
         self.group_by_length = group_by_length
+        self.max_tokens = max_tokens
         self.num_processes = num_processes
         self.process_index = process_index
         self.sizes = {name: len(task_rows) for name, task_rows in rows.items()}
@@ -199,7 +201,9 @@ class MultiTaskLoader:
         if cached is None or cached[0] != epoch:
             rng = np.random.default_rng([self.seed, self.task_names.index(task), epoch])
             if self.group_by_length:
-                batches = length_grouped_batches(self.lengths[task], self.batch_sizes[task], rng, self.num_processes)
+                batches = length_grouped_batches(
+                    self.lengths[task], self.batch_sizes[task], rng, self.num_processes, self.max_tokens
+                )
             else:
                 batches = random_batches(self.sizes[task], self.batch_sizes[task], rng)
             self._passes[task] = cached = (epoch, batches)

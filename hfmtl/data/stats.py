@@ -32,8 +32,17 @@ class SplitStats:
     """Real / padded tokens with length-grouped batches."""
 
 
-def split_stats(task: str, split: str, dataset: Dataset, max_length: int, batch_size: int, seed: int) -> SplitStats:
-    """Count tokens and measure padding efficiency of one pass of dynamically padded batches."""
+def split_stats(
+    task: str,
+    split: str,
+    dataset: Dataset,
+    max_length: int,
+    batch_size: int,
+    seed: int,
+    max_tokens: int | None = None,
+) -> SplitStats:
+    """Count tokens and measure padding efficiency of one pass of dynamically padded batches (length-grouped
+    ones cut by the token budget `max_tokens` when there is one, as training cuts them)."""
     # Lengths straight from the Arrow column: no Python list per row, however large the split.
     lengths = pc.list_value_length(dataset.with_format("arrow")[:]["input_ids"]).to_numpy().tolist()
     rng = np.random.default_rng(seed)
@@ -46,7 +55,7 @@ def split_stats(task: str, split: str, dataset: Dataset, max_length: int, batch_
         max_length=max(lengths),
         rows_at_max_length=sum(length >= max_length for length in lengths),
         padding_random=padding_efficiency(lengths, random_batches(len(lengths), batch_size, rng)),
-        padding_grouped=padding_efficiency(lengths, length_grouped_batches(lengths, batch_size, rng)),
+        padding_grouped=padding_efficiency(lengths, length_grouped_batches(lengths, batch_size, rng, 1, max_tokens)),
     )
 
 
@@ -73,5 +82,6 @@ def describe_run_data(config: RunConfig) -> list[SplitStats]:
         batch_size = task_batch_size(tasks[name], config.training)
         for split, dataset in tokenize_task(data, tokenizer, config.encoder.max_length).items():
             limit = data.task.max_length or config.encoder.max_length
-            stats.append(split_stats(name, split, dataset, limit, batch_size, config.seed))
+            budget = config.training.max_tokens_per_batch
+            stats.append(split_stats(name, split, dataset, limit, batch_size, config.seed, budget))
     return stats

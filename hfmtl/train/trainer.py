@@ -125,6 +125,7 @@ def _train(
         total_draws=training.max_steps * training.gradient_accumulation_steps * (len(units) if all_tasks else 1),
         seed=config.seed,
         group_by_length=training.group_by_length,
+        max_tokens=training.max_tokens_per_batch,
         num_processes=accelerator.num_processes,
         process_index=accelerator.process_index,
     )
