@@ -190,6 +190,8 @@ def parse_args() -> argparse.Namespace:
     for dest, defaults in SIZES.items():
         if getattr(args, dest) is None:
             setattr(args, dest, defaults[args.quick])
+    if args.token_budget < 1:
+        parser.error(f"--token-budget must be at least 1 (padded tokens per batch), got {args.token_budget}")
     has_model = args.model_dir or {"time_to_quality", "quality"} & set(args.parts)
     if "ner_raw_text" in args.parts and not has_model:
         parser.error("the ner_raw_text part needs a model: add --model-dir, or the time_to_quality or quality part")

@@ -28,8 +28,8 @@ def batch_shape(base: RunConfig, steps: int, repeats: int, work: Path, budget: i
     variants = []
     for multiple in (None, 8):
         for tokens in (None, budget):
-            name = f"pad{multiple or 1}-budget{tokens or 'none'}"
-            overrides = (f"training.max_tokens_per_batch={tokens if tokens else 'null'}",)
+            name = f"pad{multiple or 1}-budget{'none' if tokens is None else tokens}"
+            overrides = (f"training.max_tokens_per_batch={'null' if tokens is None else tokens}",)
             # The trainer asks precision.pad_multiple for the rule; here each run gets the multiple it measures.
             with mock.patch("hfmtl.train.trainer.pad_multiple", lambda *_, m=multiple: m):
                 figures, _ = hfmtl_throughput(base, steps, repeats, work / name, overrides)

@@ -69,11 +69,16 @@ measured: batch 32, lr 5e-5, 6 % warmup, max length 128, length-grouped batches,
 name trains for `PeerSettings.epochs` (3) epochs."""
 
 
+def starts_at_label_priors(task: TaskConfig) -> bool:
+    """Whether the task's peer starts its output biases at the label priors (`PeerSettings.prior_bias`)."""
+    return task.kind == "multi_label_classification"
+
+
 def standard_settings(task: TaskConfig, precision: str) -> PeerSettings:
     """The standard single-task recipe for `task`, in `precision`."""
     return PeerSettings(
         precision=precision,
-        prior_bias=task.kind == "multi_label_classification",
+        prior_bias=starts_at_label_priors(task),
         **STANDARD_RECIPES.get(task.name, {}),
     )
 

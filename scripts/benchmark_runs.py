@@ -9,6 +9,7 @@ from typing import Any
 
 from benchmark_peers import (  # scripts/ is on sys.path
     PeerSettings,
+    starts_at_label_priors,
 )
 
 from hfmtl.config.parsing import apply_override
@@ -39,7 +40,7 @@ def matched_settings(config: RunConfig, task: TaskConfig, sampling: str, steps: 
         sampling=sampling,
         seed=config.seed,
         steps=max(1, steps),
-        prior_bias=task.kind == "multi_label_classification",
+        prior_bias=starts_at_label_priors(task),
     )
 
 

@@ -78,10 +78,10 @@ def describe_run_data(config: RunConfig) -> list[SplitStats]:
     tokenizer = load_tokenizer(config.encoder)
     stats = []
     tasks = {task.name: task for task in config.tasks}
+    budget = config.training.max_tokens_per_batch
     for name, data in load_all_tasks(config).items():
         batch_size = task_batch_size(tasks[name], config.training)
         for split, dataset in tokenize_task(data, tokenizer, config.encoder.max_length).items():
             limit = data.task.max_length or config.encoder.max_length
-            budget = config.training.max_tokens_per_batch
             stats.append(split_stats(name, split, dataset, limit, batch_size, config.seed, budget))
     return stats
