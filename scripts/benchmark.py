@@ -57,6 +57,7 @@ from benchmark_quality import (
 from benchmark_runs import QUICK_PEER_STEPS, QUICK_TRAIN_ROWS, QUICK_VALIDATION_ROWS, load_config_with, validation_cap
 from benchmark_speed import inference, model_flops_utilization, throughput
 from benchmark_table import table
+from machine import cpu_description
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config.run_config import RunConfig, load_config
@@ -209,6 +210,7 @@ def run_meta(args: argparse.Namespace, precision: str, batch_size: int) -> dict[
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "device": device,
+        "cpu": cpu_description(),
         "precision": {"requested": args.precision, "resolved": precision},
         "batch_size": batch_size,
         "config": args.config,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from benchmark_ner_raw import bio_spans, detokenize, span_f1
+from machine import cpu_description
 from scipy.stats import pearsonr
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
@@ -195,7 +195,7 @@ def main() -> None:
     meta = {
         "command": f"python scripts/benchmark_compression.py --model {args.model} --out {args.out}"
         + (f" --limit {args.limit}" if args.limit else ""),
-        "machine": f"{platform.machine()} {torch.get_num_threads()} threads (CPU)",
+        "machine": f"{cpu_description()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
         "model": str(args.model),
         "torch": torch.__version__,

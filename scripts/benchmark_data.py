@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from machine import cpu_description
 
 from hfmtl.atomic import write_text_atomic
 
@@ -134,18 +135,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hfmtl-data-benchmark-") as work:
         runs = measure(args.data_dir.resolve(), args.encoder, Path(work))
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
     results = {
         "command": f"python scripts/benchmark_data.py --out {args.out}",
         "date": datetime.date.today().isoformat(),
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "cpu": cpu_description(),
         "runs": runs,
         "memory_ratio_10x_over_1x": runs[1]["first"]["peak_rss_gb"] / runs[0]["first"]["peak_rss_gb"],
         "anonymous_memory_ratio_10x_over_1x": runs[1]["first"]["peak_anonymous_gb"]

@@ -12,12 +12,12 @@ this CPU: size, texts/s, each task's validation metric from the pipeline's answe
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import torch
 from benchmark_compression import measure, validation_inputs
+from machine import cpu_description
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config.run_config import load_config
@@ -56,7 +56,7 @@ def main() -> None:
     students = " ".join(f'--student "{s}"' for s in args.student)
     meta = {
         "command": f"python scripts/benchmark_distillation.py --teacher {args.teacher} {students} --out {args.out}",
-        "machine": f"{platform.machine()} {torch.get_num_threads()} threads (CPU)",
+        "machine": f"{cpu_description()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
         "texts": {task: len(data["texts"]) for task, data in sets.items()},
     }

@@ -27,7 +27,7 @@ def table(results: dict[str, Any]) -> str:
     lines += [
         "Made by " + ", then ".join(f"`{command}`" for command in meta["commands"]),
         "",
-        f"{meta['date']} · {meta['device']} · "
+        f"{meta['date']} · {meta['device']} · {meta.get('cpu', 'CPU features not recorded')} · "
         f"precision {precision['requested']} → {precision_name(precision['resolved'])} · "
         f"torch {meta['versions']['torch']} · transformers {meta['versions']['transformers']} · "
         f"config `{meta['config']}`",
