@@ -1,15 +1,22 @@
 """ONNX export: one graph with every head; onnxruntime's outputs and the pipeline's answers equal PyTorch's."""
 
 import json
+import os
+import platform
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 from test_pipeline import TEXTS
 from test_trainer import REPO
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+from torch.ao.quantization import per_channel_dynamic_qconfig
 
 from hfmtl.cli import main
 from hfmtl.config.run_config import load_config
+from hfmtl.deploy import quantize
 from hfmtl.errors import ConfigError, InputError, ModelLoadError
 from hfmtl.serve.pipeline import MultiTaskPipeline
 from hfmtl.train.trainer import train
@@ -168,12 +175,44 @@ def test_int8_onnx_stays_close_and_is_smaller(trained, exported, tmp_path):
 def test_int8_torch_pipeline_stays_close(trained):
     fp32 = MultiTaskPipeline.from_pretrained(trained / "model")
     int8 = MultiTaskPipeline.from_pretrained(trained / "model", quantize="int8")
-    assert any("quantized" in type(module).__module__ for module in int8.model.modules())
+    assert any(isinstance(module, DynamicLinear) for module in int8.model.modules())
     encoded = fp32.tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         expected, got = fp32.model.forward_all(**encoded), int8.model.forward_all(**encoded)
     for task in expected:
         assert _relative_error(got[task], expected[task], encoded["attention_mask"]) < INT8_BOUND, task
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_int8_torch_activations_use_8_bits_only_where_the_cpu_multiplies_them_exactly(trained, monkeypatch, exact):
+    monkeypatch.setattr(quantize, "full_range_is_exact", lambda: exact)
+    int8 = MultiTaskPipeline.from_pretrained(trained / "model", quantize="int8")
+    linears = [type(module) for module in int8.model.modules() if isinstance(module, DynamicLinear)]
+    assert linears and set(linears) == {quantize.FullRangeDynamicLinear if exact else DynamicLinear}
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="fbgemm's x86 kernels")
+def test_the_full_range_probe_sees_kernels_that_saturate():
+    # fbgemm's AVX2 kernels sum u8 x s8 pairs in 16 bits (they saturate); FBGEMM_ENABLE_INSTRUCTIONS picks them
+    # on any x86 CPU, so the probe must answer False there, whatever this machine's own kernels are.
+    probe = "from hfmtl.deploy.quantize import full_range_is_exact; print(full_range_is_exact())"
+    env = {**os.environ, "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+    answer = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not quantize.full_range_is_exact(), reason="this CPU's int8 kernels saturate 8-bit activations")
+def test_8_bit_activations_are_closer_to_fp32_than_7_bit():
+    torch.manual_seed(0)
+    linear, x = torch.nn.Linear(256, 64), torch.randn(32, 256)
+    linear.qconfig = per_channel_dynamic_qconfig
+    with torch.no_grad():
+        expected = linear(x)
+        errors = {
+            cls: (cls.from_float(linear)(x) - expected).abs().mean()
+            for cls in (quantize.FullRangeDynamicLinear, DynamicLinear)
+        }
+    assert errors[quantize.FullRangeDynamicLinear] < 0.7 * errors[DynamicLinear]
 
 
 def test_bad_quantize_options_are_clear_errors(trained, exported, tmp_path):
