@@ -37,8 +37,8 @@ def quantize_torch(model: nn.Module) -> nn.Module:
 
 class FullRangeDynamicLinear(DynamicLinear):
     """PyTorch's dynamic int8 Linear with its activations in 0..255 instead of 0..127. PyTorch always asks for
-    7 bits, which on the quickstart model costs 1.3 points of SST-2 accuracy; 8 bits cost 0.6 (benchmarks/
-    compression.md, an AVX-512 VNNI CPU)."""
+    7 bits, which on the quickstart model costs about twice the SST-2 accuracy that 8 bits cost
+    (benchmarks/compression-avx512.md, an AVX-512 VNNI CPU)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         packed = self._packed_params._packed_params
