@@ -115,6 +115,14 @@ def measure(pipeline: MultiTaskPipeline, sets: dict[str, dict[str, Any]], labels
     }
 
 
+def median_speed(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's speed over the rounds: the median round by texts/s, and every round's texts/s. The
+    metrics are the same in every round (the answers do not depend on timing)."""
+    middle = sorted(runs, key=lambda run: run["texts_per_second"])[len(runs) // 2]
+    keys = ("seconds", "texts_per_second", "forward_seconds", "forward_share")
+    return {**{key: middle[key] for key in keys}, "texts_per_second_rounds": [run["texts_per_second"] for run in runs]}
+
+
 def seven_bit_int8(args: argparse.Namespace) -> MultiTaskPipeline:
     """PyTorch int8 as PyTorch quantizes it, activations in 7 bits, on a CPU where hfmtl would use 8: the
     difference the saturation probe makes, side by side."""
@@ -142,7 +150,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"the validation splits ({', '.join(f'{t}: {n} texts' for t, n in meta['texts'].items())}): "
         "accuracy, entity-span F1 on detokenized CoNLL sentences, Pearson. *Forward* is the time spent in the "
         "model itself (encoder and heads); the rest is word splitting, tokenization, collation and answers, "
-        "the same work for every variant.",
+        "the same work for every variant. "
+        f"texts/s is the median of {meta.get('repeats', 1)} round(s) over every variant in turn (each round's "
+        "figure is in the JSON).",
         "",
         "| variant | size (MB) | texts/s | speed-up | forward share | forward speed-up | "
         + " | ".join(tasks)
@@ -166,7 +176,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/compression"))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, help="at most this many validation texts per task (a quick look)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over every variant; texts/s is the median")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     import onnxruntime
 
     config = load_config(args.model / RUN_CONFIG_FILE)
@@ -202,14 +215,21 @@ def main() -> None:
                 (onnx8 / ONNX_FILE).stat().st_size,
             ),
         ]
-        for name, make, size in candidates:
-            pipeline = make()
-            result = measure(pipeline, sets, labels)
+        pipelines = [(name, make(), size) for name, make, size in candidates]
+        # Rounds over every variant in turn, the median per variant: a shared CPU's speed drifts by a quarter
+        # within minutes, and measuring each variant once, one after the other, would put that drift into
+        # the ratios.
+        rounds = [[measure(pipeline, sets, labels) for _, pipeline, _ in pipelines] for _ in range(args.repeats)]
+        for index, (name, pipeline, size) in enumerate(pipelines):
+            runs = [round_[index] for round_ in rounds]
+            result = {**runs[0], **median_speed(runs)}
             variants.append({"name": name, "bytes": size or torch_int8_bytes(pipeline), **result})
             print(name, {k: round(v, 4) for k, v in result["metrics"].items()}, f"{result['texts_per_second']:.1f}/s")  # noqa: T201
     meta = {
         "command": f"python scripts/benchmark_compression.py --model {args.model} --out {args.out}"
-        + (f" --limit {args.limit}" if args.limit else ""),
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --repeats {args.repeats}" if args.repeats != 3 else ""),
+        "repeats": args.repeats,
         "machine": f"{cpu_description()}, {torch.get_num_threads()} threads",
         "date": time.strftime("%Y-%m-%d"),
         "model": str(args.model),
