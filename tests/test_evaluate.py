@@ -10,6 +10,7 @@ from seqeval.metrics import f1_score
 from hfmtl.cli import main
 from hfmtl.errors import ConfigError, DataError, ModelLoadError
 from hfmtl.evaluation.evaluate_model import evaluate_model_dir
+from hfmtl.train.precision import accelerator_with_precision
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,6 +121,19 @@ def test_bad_model_dirs_and_task_names(trained, target, data, error, message):
         evaluate_model_dir(target, data=data)
 
 
+def test_a_report_does_not_depend_on_what_ran_before_it_in_the_process(trained, report_dir, tmp_path):
+    # accelerate keeps one precision per process: an Accelerator left behind by an earlier run (a bf16 `train`
+    # in a notebook) made every later Accelerator() autocast the same way, so a report depended on history.
+
+    trained_in = json.loads((trained / "environment.json").read_text())["mixed_precision"]
+    accelerator_with_precision("no" if trained_in == "bf16" else "bf16", cpu=True)
+    report, _ = evaluate_model_dir(trained / "model", out_dir=tmp_path / "after-another-precision")
+    assert report["environment"]["mixed_precision"] == trained_in  # the run's own, as in eval_results.json
+    first = json.loads((report_dir / "report.json").read_text())
+    for task in first["tasks"]:
+        assert report["tasks"][task]["metrics"] == first["tasks"][task]["metrics"], task
+
+
 def test_labels_outside_the_model_are_all_reported_before_anything_runs(trained, tmp_path):
     bad = tmp_path / "bad.jsonl"
     rows = [
@@ -166,7 +180,6 @@ class PositionTags(torch.nn.Module):
 
 @pytest.mark.parametrize("empty", ["", "\u200b", "\u00ad"], ids=["empty-string", "zero-width-space", "soft-hyphen"])
 def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config, tiny_tokenizer, empty):
-    from accelerate import Accelerator
     from datasets import Dataset
 
     from hfmtl.data.collate import Collator
@@ -205,7 +218,7 @@ def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config
         model,
         {"ner": make_eval_set("ner", "token_classification", tokenized)},
         Collator(tiny_tokenizer.pad_token_id),
-        Accelerator(cpu=True),
+        accelerator_with_precision("no", cpu=True),
         batch_size=2,
     )["ner"]
     assert [record["prediction"] for record in result.predictions] == [gold_with_empty] * 2 + [gold]

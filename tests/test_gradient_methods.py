@@ -16,6 +16,7 @@ from hfmtl.config.run_config import load_config
 from hfmtl.errors import ConfigError
 from hfmtl.train.gradient_methods import cagrad, cagrad_weights, gradnorm, pcgrad
 from hfmtl.train.loss_weighting import GradNormWeighting
+from hfmtl.train.precision import accelerator_with_precision
 from hfmtl.train.trainer import train
 
 ALL_TASKS = ["sampling.mode=all_tasks", "sampling.strategy=uniform", "sampling.weights=null"]
@@ -206,8 +207,6 @@ class RecordingMethod:
 
 
 def test_each_row_is_its_tasks_own_gradient_of_the_encoder(tiny_config):
-    from accelerate import Accelerator
-
     from hfmtl.model.encoder import build_model
     from hfmtl.train.step import forward_backward_all_tasks
 
@@ -232,7 +231,8 @@ def test_each_row_is_its_tasks_own_gradient_of_the_encoder(tiny_config):
 
     config = load_config(REPO / "configs/tiny.yaml", ["training.gradient_accumulation_steps=2"])
     method, units = RecordingMethod(), {"sentiment": ["sentiment"], "ner": ["ner"]}
-    forward_backward_all_tasks(model, method, Loader(), units, Accelerator(cpu=True), config, step_number=0)
+    fp32 = accelerator_with_precision("no", cpu=True)  # not whatever an earlier test's run left in this process
+    forward_backward_all_tasks(model, method, Loader(), units, fp32, config, step_number=0)
     encoder = list(model.encoder.parameters())
     combined = torch.cat([p.grad.reshape(-1) for p in encoder])
     head_grad = model.heads["ner"].out.weight.grad.clone()  # a head keeps its own task's gradient

@@ -405,6 +405,17 @@ def test_auto_precision_is_resolved_and_recorded(tmp_path, monkeypatch):
     assert precision.pad_multiple("cpu", "bf16") is None and precision.pad_multiple("cuda", "bf16") == 8
 
 
+def test_runs_in_one_process_may_use_different_precisions():
+    # accelerate keeps one precision per process: a notebook that trains in bf16 and then in fp32 got
+    # "AcceleratorState has already been initialized" from deep inside accelerate.
+    from hfmtl.train.precision import accelerator_with_precision
+
+    assert accelerator_with_precision("bf16", cpu=True).mixed_precision == "bf16"
+    assert accelerator_with_precision("no", cpu=True).mixed_precision == "no"
+    assert accelerator_with_precision("no", cpu=True).mixed_precision == "no"
+    assert accelerator_with_precision("bf16", cpu=True).mixed_precision == "bf16"
+
+
 def test_training_time_in_the_log_leaves_evaluation_out(tmp_path, monkeypatch):
     import time
 

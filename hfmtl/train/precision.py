@@ -7,8 +7,11 @@ emulated and hundreds of times slower than fp32. fp16 is refused on the CPU for 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 
 from hfmtl.config.run_config import RunConfig
 from hfmtl.errors import ConfigError
@@ -48,3 +51,31 @@ def with_resolved_precision(config: RunConfig) -> RunConfig:
     device_type = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_mixed_precision(config.training.mixed_precision, device_type)
     return dataclasses.replace(config, training=dataclasses.replace(config.training, mixed_precision=precision))
+
+
+def evaluation_precision(trained_in: str | None, device_type: str) -> str:
+    """The precision to score a saved model in: the one its run trained (and evaluated during training) in,
+    so that `hfmtl evaluate` repeats the scores in its eval_results.json; fp32 where this device cannot run
+    that precision at a useful speed, or where the run is unknown."""
+    if trained_in is None:
+        return "no"
+    try:
+        return resolve_mixed_precision(trained_in, device_type)
+    except ConfigError:
+        return "no"
+
+
+def accelerator_with_precision(mixed_precision: str, **options: Any) -> Accelerator:
+    """`Accelerator(mixed_precision=..., **options)`, also when an earlier Accelerator in this process chose
+    another precision.
+
+    accelerate keeps one precision per process: a later Accelerator asking for another one fails with
+    "AcceleratorState has already been initialized", and one asking for none silently gets the earlier one.
+    So in one notebook or script, a second `train` in fp32 after a bf16 one would crash, and `evaluate` after
+    a bf16 `train` would score in bf16. Only that precision state is reset, where it differs; the process
+    group (PartialState) is kept, so this is safe under torchrun.
+    """
+    earlier = AcceleratorState._shared_state.get("_mixed_precision")
+    if earlier is not None and earlier != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision, **options)

@@ -42,7 +42,7 @@ from hfmtl.train.checkpoint import (
 from hfmtl.train.distillation import load_teacher
 from hfmtl.train.loss_weighting import build_loss_weighting
 from hfmtl.train.optimization import build_optimizer, build_scheduler, rewind_schedule
-from hfmtl.train.precision import pad_multiple, with_resolved_precision
+from hfmtl.train.precision import accelerator_with_precision, pad_multiple, with_resolved_precision
 from hfmtl.train.records import LogWindow, TrainClock, numeric_leaves, start_records
 from hfmtl.train.run_dir import earlier_run_files, locked_output_dir, remove_run_files
 from hfmtl.train.selection import ModelSelection
@@ -264,9 +264,9 @@ def _make_accelerator(training: TrainingConfig, output_dir: Path) -> Accelerator
         if importlib.util.find_spec(tracker) is None:
             raise ConfigError(f"'training.report_to' lists {tracker}, which is not installed (pip install {tracker})")
     is_cuda = torch.cuda.is_available()
-    return Accelerator(
+    return accelerator_with_precision(
+        training.mixed_precision,
         cpu=not is_cuda,  # under torchrun on CPU-only machines this makes a real (gloo) process group
-        mixed_precision=training.mixed_precision,
         log_with=list(training.report_to) or None,
         project_dir=str(output_dir / "logs"),  # where TensorBoard writes
         # The scheduler is stepped once per optimizer step by the loop, not once per process.
