@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hfmtl-test-hf-home-"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -77,3 +78,13 @@ def run_two_processes(*args: str) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", *args]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def load_script(name: str) -> Any:
+    """scripts/<name>.py as a module (scripts/ is not a package, and the benchmarks import it by file)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

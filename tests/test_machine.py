@@ -1,19 +1,12 @@
 """scripts/machine.py: the CPU line every benchmark file carries, read from a cpuinfo file."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def machine():
-    spec = importlib.util.spec_from_file_location("machine", REPO / "scripts" / "machine.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("machine")
 
 
 def test_names_the_model_and_the_int8_and_bf16_features(machine, tmp_path):

@@ -1,17 +1,13 @@
 """split_words gives CoNLL-2003 words as exact spans of the original text; the raw-text NER benchmark's
 detokenizer writes CoNLL words back as text that split_words splits into the same words."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import regex
+from conftest import load_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hfmtl.serve.words import split_words
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def words(text: str) -> list[str]:
@@ -124,11 +120,7 @@ def test_spans_cover_every_visible_character_once_in_order(text):
 
 @pytest.fixture(scope="module")
 def raw_benchmark():
-    """scripts/benchmark_ner_raw.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("benchmark_ner_raw", REPO / "scripts" / "benchmark_ner_raw.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_ner_raw")
 
 
 CONLL_SENTENCES = [
