@@ -40,8 +40,13 @@ def batch_shape(base: RunConfig, steps: int, repeats: int, work: Path, budget: i
 def batch_shape_section(b: dict[str, Any]) -> list[str]:
     first = b["variants"][0]
     lines = [
-        f"hfmtl: {settings_text(first['settings'], who='hfmtl')}; each row one run of the same steps, median of "
-        "its logged windows after the first.",
+        f"hfmtl: {settings_text(first['settings'], who='hfmtl')}; each row one run of the same steps, "
+        + (
+            "all its logged windows after the first, as one total"
+            if first.get("estimate") == "total"
+            else "median of its logged windows after the first"
+        )
+        + ".",
         "",
         "| pad to a multiple of | token budget per batch | real tokens/s | vs first row | examples/s | padding "
         "efficiency |",

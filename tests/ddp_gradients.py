@@ -77,3 +77,6 @@ for strategy in ("pcgrad", "cagrad", "gradnorm"):
 if rank == 0:
     with open(os.path.join(sys.argv[1], "ddp_gradients.json"), "w") as handle:
         json.dump(results, handle)
+# Leave the process group before exiting: with gloo's threads still alive at interpreter exit, a rank was
+# sometimes aborted ("terminate called without an active exception") after its work was done.
+accelerator.end_training()

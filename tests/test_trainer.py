@@ -434,6 +434,9 @@ def test_training_time_in_the_log_leaves_evaluation_out(tmp_path, monkeypatch):
     seconds = [r["train_seconds"] for r in records if "eval" in r]
     assert len(seconds) == 3 and seconds[0] < 0.5 and seconds == sorted(seconds)
     assert seconds[-1] < wall - 3.0
+    # Logging steps carry the same clock, so a window's seconds are the difference of two of them.
+    by_step = {r["step"]: r["train_seconds"] for r in records if "loss" in r}
+    assert by_step[40] == pytest.approx(seconds[-1], abs=0.05) and list(by_step.values()) == sorted(by_step.values())
 
 
 def test_metric_for_best_model_picks_the_best_evaluation_by_that_metric(tmp_path):

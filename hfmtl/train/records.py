@@ -160,6 +160,7 @@ class LogWindow:
             **{f"loss/{task}": sum(values) / len(values) for task, values in self.losses.items()},
             "learning_rate": learning_rate,
             "grad_norm": sum(self.grad_norms) / len(self.grad_norms) if self.grad_norms else None,
+            "train_seconds": now,  # training time so far (evaluations and checkpoints excluded)
             "tokens_per_second": self.tokens * num_processes / seconds,
             "examples_per_second": self.examples * num_processes / seconds,
             "padding_efficiency": self.tokens / self.padded_tokens if self.padded_tokens else None,
