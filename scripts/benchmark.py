@@ -62,7 +62,7 @@ from machine import cpu_description
 from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config.run_config import RunConfig, load_config
 from hfmtl.errors import ConfigError
-from hfmtl.train.precision import PRECISIONS, resolve_mixed_precision
+from hfmtl.train.precision import PRECISIONS, current_device_type, resolve_mixed_precision
 
 PARTS = ("mfu", "train", "inference", "batch_shape", "quality", "time_to_quality", "peer_spread", "ner_raw_text")
 DEFAULT_PARTS = [part for part in PARTS if part not in ("mfu", "batch_shape", "peer_spread")]  # the GPU check's; hours
@@ -84,7 +84,7 @@ SIZES: dict[str, tuple[Any, Any]] = {
 
 def main() -> None:
     args = parse_args()
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    device_type = current_device_type()
     try:
         precision = resolve_mixed_precision(args.precision, device_type)
     except ConfigError as error:

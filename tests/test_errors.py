@@ -5,7 +5,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ class Case:
     what: str
     argv: Callable[[Path, Path], list[str]]  # (tmp folder, trained run folder) → command-line arguments
     message: str  # exact, with <tmp> for the temporary folder
+    env: dict[str, str] = field(default_factory=dict)  # environment variables for the command
 
 
 def config_with(tmp: Path, **changes: object) -> str:
@@ -578,6 +579,20 @@ CASES = [
         "--batch-size must be >= 1, got 0",
     ),
     Case(
+        "evaluate",
+        "ACCELERATE_MIXED_PRECISION not a precision",
+        lambda t, r: ["evaluate", str(r / "model"), "--out", f"{t}/out"],
+        "ACCELERATE_MIXED_PRECISION is 'bf32'; expected one of: no, fp16, bf16",
+        env={"ACCELERATE_MIXED_PRECISION": "BF32"},
+    ),
+    Case(
+        "evaluate",
+        "ACCELERATE_MIXED_PRECISION fp16 on a CPU",
+        lambda t, r: ["evaluate", str(r / "model"), "--out", f"{t}/out"],
+        "ACCELERATE_MIXED_PRECISION is fp16, which this CPU cannot run at a useful speed; use no",
+        env={"ACCELERATE_MIXED_PRECISION": "fp16"},
+    ),
+    Case(
         "predict",
         "empty text",
         lambda t, r: ["predict", str(r / "model"), "   "],
@@ -689,7 +704,9 @@ def pickled_only(tmp: Path, run: Path) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.area}: {c.what}" for c in CASES])
-def test_every_bad_input_gets_its_one_line_message(case, tmp_path, trained, capsys):
+def test_every_bad_input_gets_its_one_line_message(case, tmp_path, trained, capsys, monkeypatch):
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
     code = main(case.argv(tmp_path, trained))
     captured = capsys.readouterr()
     assert code == 2

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from hfmtl.atomic import file_sha256
 from hfmtl.config.parsing import apply_override
@@ -23,7 +20,12 @@ from hfmtl.evaluation.scoring import evaluate_tasks, make_eval_set
 from hfmtl.model.folder import LoadedModel, load_model_dir
 from hfmtl.model.modeling import TaskSpec
 from hfmtl.tasks import task_kind
-from hfmtl.train.precision import accelerator_with_precision, evaluation_precision
+from hfmtl.train.precision import (
+    accelerator_with_precision,
+    current_device_type,
+    evaluation_precision,
+    launcher_precision,
+)
 from hfmtl.train.records import environment, read_metrics_log
 
 SPLITS = ("train", "validation")
@@ -55,10 +57,10 @@ def evaluate_model_dir(
     sources = _task_sources(loaded.model.config.task_specs, config, split, dict(data or {}))
     # The run's own precision (as its evaluations during training used), unless `accelerate launch
     # --mixed_precision` asks for another; never whatever an earlier Accelerator in this process happened to use.
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    device_type = current_device_type()
     trained_in = config.training.mixed_precision if config else None
-    precision = os.environ.get("ACCELERATE_MIXED_PRECISION") or evaluation_precision(trained_in, device_type)
-    accelerator = accelerator_with_precision(precision.lower(), cpu=device_type == "cpu")
+    precision = launcher_precision(device_type) or evaluation_precision(trained_in, device_type)
+    accelerator = accelerator_with_precision(precision, cpu=device_type == "cpu")
     model = loaded.model.to(accelerator.device)
     max_length = config.encoder.max_length if config else min(512, model.encoder.config.max_position_embeddings)
 

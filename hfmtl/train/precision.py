@@ -7,6 +7,7 @@ emulated and hundreds of times slower than fp32. fp16 is refused on the CPU for 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import torch
@@ -17,6 +18,11 @@ from hfmtl.config.run_config import RunConfig
 from hfmtl.errors import ConfigError
 
 PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def current_device_type() -> str:
+    """The device type hfmtl runs on: "cuda" where a GPU is visible, else "cpu"."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def has_native_bf16(device_type: str) -> bool:
@@ -48,8 +54,7 @@ def pad_multiple(device_type: str, mixed_precision: str) -> int | None:
 
 def with_resolved_precision(config: RunConfig) -> RunConfig:
     """`mixed_precision: auto` made concrete for this machine, so the run config and environment record it."""
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = resolve_mixed_precision(config.training.mixed_precision, device_type)
+    precision = resolve_mixed_precision(config.training.mixed_precision, current_device_type())
     return dataclasses.replace(config, training=dataclasses.replace(config.training, mixed_precision=precision))
 
 
@@ -63,6 +68,23 @@ def evaluation_precision(trained_in: str | None, device_type: str) -> str:
         return resolve_mixed_precision(trained_in, device_type)
     except ConfigError:
         return "no"
+
+
+def launcher_precision(device_type: str) -> str | None:
+    """The precision `accelerate launch --mixed_precision` (the ACCELERATE_MIXED_PRECISION variable) asks for,
+    checked as a config value is; None where it is not set."""
+    asked = os.environ.get("ACCELERATE_MIXED_PRECISION", "").strip().lower()
+    if not asked:
+        return None
+    if asked not in ("no", "fp16", "bf16"):
+        raise ConfigError(f"ACCELERATE_MIXED_PRECISION is {asked!r}; expected one of: no, fp16, bf16")
+    try:
+        return resolve_mixed_precision(asked, device_type)
+    except ConfigError:
+        raise ConfigError(
+            f"ACCELERATE_MIXED_PRECISION is {asked}, which this {device_type.upper()} cannot run at a useful speed;"
+            " use no"
+        ) from None
 
 
 def accelerator_with_precision(mixed_precision: str, **options: Any) -> Accelerator:
