@@ -226,6 +226,8 @@ def start_results(out: Path, meta: dict[str, Any], *, is_partial: bool) -> dict[
     """A fresh result, or for a partial re-run the earlier one, whose command list grows by this command."""
     earlier = out.with_suffix(".json")
     if not is_partial or not earlier.is_file():
+        if is_partial:  # a re-run from a checkout without the earlier file would silently drop its other parts
+            sys.stderr.write(f"note: {earlier} does not exist yet; it will hold only this run's parts\n")
         return {"meta": meta}
     previous = json.loads(earlier.read_text(encoding="utf-8"))
     if previous["meta"].get("format") != FORMAT:

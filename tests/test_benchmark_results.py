@@ -1,0 +1,45 @@
+"""scripts/benchmark.py: a partial re-run adds its parts to the earlier file and keeps the others."""
+
+import json
+
+import pytest
+from conftest import REPO, load_script
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO / "scripts"))  # benchmark.py imports its sibling modules by name
+        return load_script("benchmark")
+
+
+def meta(benchmark, command: str, smoke_run: bool = False) -> dict:
+    return {"format": benchmark.FORMAT, "smoke_run": smoke_run, "command": command, "commands": [command]}
+
+
+def test_a_partial_rerun_keeps_the_earlier_parts_and_lists_both_commands(benchmark, tmp_path):
+    earlier = {"meta": meta(benchmark, "first"), "inference": {"ratio_vs_plain_forwards": 2.9}, "train": {"old": 1}}
+    (tmp_path / "cpu.json").write_text(json.dumps(earlier))
+    results = benchmark.start_results(tmp_path / "cpu", meta(benchmark, "second"), is_partial=True)
+    assert results["inference"] == {"ratio_vs_plain_forwards": 2.9}
+    assert results["train"] == {"old": 1}  # until this run's train part replaces it
+    assert results["meta"]["commands"] == ["first", "second"]
+
+
+def test_a_partial_rerun_without_the_earlier_file_says_so(benchmark, tmp_path, capsys):
+    results = benchmark.start_results(tmp_path / "cpu", meta(benchmark, "second"), is_partial=True)
+    assert results == {"meta": meta(benchmark, "second")}
+    assert "cpu.json does not exist yet; it will hold only this run's parts" in capsys.readouterr().err
+
+
+def test_smoke_figures_are_not_mixed_with_real_ones(benchmark, tmp_path):
+    (tmp_path / "cpu.json").write_text(json.dumps({"meta": meta(benchmark, "first", smoke_run=True)}))
+    with pytest.raises(SystemExit, match="holds smoke-run figures"):
+        benchmark.start_results(tmp_path / "cpu", meta(benchmark, "second"), is_partial=True)
+
+
+def test_a_full_run_starts_afresh(benchmark, tmp_path):
+    (tmp_path / "cpu.json").write_text(json.dumps({"meta": meta(benchmark, "first"), "train": {"old": 1}}))
+    assert benchmark.start_results(tmp_path / "cpu", meta(benchmark, "all"), is_partial=False) == {
+        "meta": meta(benchmark, "all")
+    }
