@@ -62,6 +62,8 @@ def hfmtl_settings(config: RunConfig, *, steps: int) -> dict[str, Any]:
         "precision": training.mixed_precision,
         "sampling": "group_by_length" if training.group_by_length else "random",
         "task_sampling": config.sampling.strategy,
+        "task_weights": config.sampling.weights,
+        "final_task_weights": config.sampling.final_weights,
         "steps": steps,
         "seed": config.seed,
     }

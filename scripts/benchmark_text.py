@@ -26,7 +26,17 @@ def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
         parts.append("seeds " + ", ".join(map(str, settings["seeds"])))
     if settings.get("prior_bias"):
         parts.append("output biases at the label priors")
+    if settings.get("task_weights"):  # hfmtl's task mix (results written before it was recorded lack it)
+        mix = weights_text(settings["task_weights"])
+        if settings.get("final_task_weights"):
+            mix += f" moving to {weights_text(settings['final_task_weights'])}"
+        parts.append(f"task weights {mix}")
     return " · ".join(parts)
+
+
+def weights_text(weights: dict[str, float]) -> str:
+    """`sentiment 0.2 / ner 0.55 / intensity 0.25`."""
+    return " / ".join(f"{task} {weight:g}" for task, weight in weights.items())
 
 
 def per_task_text(value: int | dict[str, int]) -> str:

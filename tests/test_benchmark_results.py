@@ -43,3 +43,23 @@ def test_a_full_run_starts_afresh(benchmark, tmp_path):
     assert benchmark.start_results(tmp_path / "cpu", meta(benchmark, "all"), is_partial=False) == {
         "meta": meta(benchmark, "all")
     }
+
+
+def test_hfmtl_settings_line_names_the_task_mix():
+    text = load_script("benchmark_text")
+    settings = {
+        "batch_size": 32,
+        "learning_rate": 1e-4,
+        "precision": "no",
+        "sampling": "group_by_length",
+        "steps": 2400,
+    }
+    annealed = {
+        **settings,
+        "task_weights": {"sentiment": 0.2, "ner": 0.8},
+        "final_task_weights": {"sentiment": 0.6, "ner": 0.4},
+    }
+    assert text.settings_text(annealed, who="hfmtl").endswith(
+        "task weights sentiment 0.2 / ner 0.8 moving to sentiment 0.6 / ner 0.4"
+    )
+    assert "task weights" not in text.settings_text({**settings, "task_weights": None, "final_task_weights": None})
