@@ -63,3 +63,14 @@ def test_hfmtl_settings_line_names_the_task_mix():
         "task weights sentiment 0.2 / ner 0.8 moving to sentiment 0.6 / ner 0.4"
     )
     assert "task weights" not in text.settings_text({**settings, "task_weights": None, "final_task_weights": None})
+
+
+def test_hfmtl_settings_record_the_shipped_task_mix():
+    from hfmtl.config.run_config import load_config
+
+    runs = load_script("benchmark_runs")
+    config = load_config(REPO / "configs" / "quickstart.yaml", ["training.mixed_precision=no"])
+    settings = runs.hfmtl_settings(config, steps=config.training.max_steps)
+    assert settings["task_weights"] == config.sampling.weights
+    assert config.sampling.final_weights is not None  # the quickstart's mix moves over the run
+    assert settings["final_task_weights"] == config.sampling.final_weights
