@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_description  # scripts/ is on sys.path
 
 from hfmtl.atomic import write_json_atomic, write_text_atomic
 from hfmtl.config.run_config import load_config
@@ -178,7 +178,7 @@ def main() -> None:
     command = f"python scripts/compare_sharing.py --config {args.config} --mode {args.mode} --steps {args.steps}"
     meta = {
         "command": f"{command} --seeds {' '.join(map(str, seeds))} --out {args.out}",
-        "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+        "machine": f"{cpu_description()}, {torch.get_num_threads()} threads",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
         "date": time.strftime("%Y-%m-%d"),
         "config": args.config,
