@@ -142,6 +142,59 @@ def test_csv_row_with_a_missing_field(tmp_path):
         load_task_data(sentiment("train.csv"), tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        # pandas writes a missing label as an empty cell: it must not become a class named ''
+        ("train.csv", "text,label\ngood,pos\nbad,neg\nmeh,\n", r"train\.csv:4: the label is empty"),
+        (
+            "train.jsonl",
+            '{"text": "a", "label": "pos"}\n{"text": "b", "label": null}\n',
+            r"train\.jsonl:2: label None",
+        ),
+        (
+            "train.jsonl",
+            '{"text": "a", "label": "pos"}\n{"text": "b", "label": true}\n',
+            r"train\.jsonl:2: label True",
+        ),
+        ("train.jsonl", '{"text": "a", "label": 0.5}\n{"text": "b", "label": 1}\n', r"train\.jsonl:1: label 0\.5"),
+        # is 0 an id or a third class? The data cannot say, so it is refused rather than guessed
+        (
+            "train.jsonl",
+            '{"text": "a", "label": "positive"}\n{"text": "b", "label": "negative"}\n{"text": "c", "label": 0}\n',
+            r"train\.jsonl: task 'sentiment': the training labels mix names \(negative, positive\) and integers \(0\)",
+        ),
+    ],
+)
+def test_inferred_labels_refuse_missing_and_ambiguous_values(tmp_path, file, content, message):
+    (tmp_path / file).write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        load_task_data(sentiment(file), tmp_path)
+
+
+def test_whole_number_floats_are_ids_and_unicode_digits_are_not(tmp_path):
+    # pandas stores an integer column with a gap as float64, so Parquet/JSON ids may arrive as 1.0
+    jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": 1.0}, {"text": "b", "label": 0.0}])
+    declared = sentiment(labels=("negative", "positive"))
+    assert load_task_data(declared, tmp_path).splits["train"]["label"] == [1, 0]
+    inferred = load_task_data(sentiment(), tmp_path)
+    assert inferred.labels == ("0", "1")
+    assert inferred.splits["train"]["label"] == [1, 0]
+    for odd in ("\u00b2", "\u0661", "--1"):  # superscript two, Arabic-Indic one: digits to str.isdigit only
+        jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": odd}])
+        with pytest.raises(DataError, match=r"train\.jsonl:1: label .* is not in the task's label set"):
+            load_task_data(declared, tmp_path)
+
+
+def test_a_multi_label_split_with_no_label_at_all_says_so(tmp_path):
+    jsonl(tmp_path / "train.jsonl", [{"text": "a", "labels": []}, {"text": "b", "labels": []}])
+    task = TaskConfig(
+        name="emotions", kind="multi_label_classification", data=DataConfig("train.jsonl"), label_column="labels"
+    )
+    with pytest.raises(DataError, match=r"no row of the train split of task 'emotions' has a label"):
+        load_task_data(task, tmp_path)
+
+
 def test_unknown_suffix_asks_for_a_format(tmp_path):
     (tmp_path / "train.data").write_text("x")
     with pytest.raises(DataError, match="set the task's data.format"):
@@ -196,6 +249,22 @@ def test_hub_datasets_keep_their_class_label_names(monkeypatch):
     data = load_task_data(task, "unused")
     assert data.labels == ("O", "B-PER", "I-PER")
     assert data.splits["train"]["tags"] == [[1, 2]]
+
+
+def test_a_hub_row_without_a_label_is_refused_not_read_from_the_end(monkeypatch):
+    import datasets
+
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    # GLUE's test splits mark "no label" with -1; names[-1] would silently make every row 'pos'
+    hub_split = datasets.Dataset.from_dict({"sentence": ["fine", "hidden"], "label": [0, -1]}, features=features)
+    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, subset, split: hub_split)
+    task = TaskConfig(
+        name="sentiment", kind="classification", data=DataConfig("test", hub_id="org/sst2"), text_column="sentence"
+    )
+    with pytest.raises(DataError, match=r"org/sst2\[test\] row 2: column 'label' holds label id -1.*no label"):
+        load_task_data(task, "unused")
 
 
 def test_a_task_max_length_cuts_that_task_only(tiny_tokenizer):

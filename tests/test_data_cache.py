@@ -116,6 +116,24 @@ def test_a_damaged_cache_entry_is_not_trusted_blindly(tmp_path, cache, tiny_toke
     assert tokenize_task(data, tiny_tokenizer, 32)["train"]["labels"] == [1, 0, 1]
 
 
+def test_a_cache_file_cut_at_a_record_batch_is_not_read_as_fewer_rows(tmp_path, cache, calls, tiny_tokenizer):
+    from hfmtl.data.cache import write_dataset
+
+    write_rows(tmp_path / "train.jsonl", ROWS * 2)
+    data = load_task_data(sentiment(), tmp_path)
+    tokenize_task(data, tiny_tokenizer, 32)
+    # An Arrow stream that ends after its first record batches opens without error, with fewer rows: what a
+    # power loss before the data reached the disk, or a partial copy of the cache, leaves behind.
+    for whole in cache.rglob("*.arrow"):
+        shorter = write_dataset(tmp_path / "short" / whole.name, ({"text": "x", "label": 0} for _ in range(2)))
+        assert len(shorter) == 2
+        whole.write_bytes((tmp_path / "short" / whole.name).read_bytes())
+    checked = calls["make_example"]
+    again = load_task_data(sentiment(), tmp_path)
+    assert len(again.splits["train"]) == 6 and calls["make_example"] == checked + 6  # read and checked anew
+    assert len(tokenize_task(again, tiny_tokenizer, 32)["train"]) == 6
+
+
 def test_the_cache_lives_under_hf_home_unless_told(monkeypatch, tmp_path):
     monkeypatch.delenv("HFMTL_CACHE")
     import datasets.config

@@ -295,9 +295,11 @@ CASES = [
         "data",
         "--fetch of a file with no Hub source",
         lambda t, r: ["data", config_with(t, tasks__sentiment__data={"train": "mine.jsonl"}), "--fetch"],
-        "no Hub source is known for tests/assets/tiny/data/mine.jsonl; --fetch knows the shipped configs' files "
-        "(sst2/train.jsonl, sst2/validation.jsonl, conll2003/train.jsonl, conll2003/validation.jsonl, "
-        "sst/train_5class.jsonl, sst/validation_5class.jsonl) under data_dir",
+        "no Hub source is known for tests/assets/tiny/data/mine.jsonl; --fetch knows the files of the shipped "
+        "SST-2 / CoNLL-2003 / SST intensity configs (sst2/train.jsonl, sst2/validation.jsonl, "
+        "conll2003/train.jsonl, conll2003/validation.jsonl, sst/train_5class.jsonl, sst/validation_5class.jsonl) "
+        "under data_dir; put other files there yourself, or read a Hub dataset directly with the task's "
+        "data.hub_id",
     ),
     Case(
         "data",
@@ -316,6 +318,12 @@ CASES = [
         "label not in the label set",
         lambda t, r: ["data", data_config(t, "sentiment", "s.jsonl", '{"text": "a", "label": "neutral"}\n')],
         "<tmp>/s.jsonl:1: label 'neutral' is not in the task's label set ['negative', 'positive']",
+    ),
+    Case(
+        "data",
+        "empty label cell",
+        lambda t, r: ["data", data_config(t, "sentiment", "s.csv", "text,label\na,positive\nb,\n")],
+        "<tmp>/s.csv:3: the label is empty; every row needs a label (a name or an id)",
     ),
     Case(
         "data",

@@ -106,3 +106,44 @@ def test_a_missing_shipped_file_says_how_to_fetch_it(tmp_path, capsys):
 def test_fetch_names_a_file_it_has_no_source_for(tmp_path, capsys):
     assert main(["data", "configs/tiny.yaml", "--set", f"data_dir={tmp_path}", "--fetch"]) == 2
     assert "no Hub source is known for" in capsys.readouterr().err
+
+
+def test_a_parquet_file_without_class_names_is_a_clear_error_and_leaves_nothing(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data_dir = tmp_path / "data"
+    with FakeHub() as hub, hub.online():
+        serve_sources(hub, tmp_path)
+        # the same columns written by plain pyarrow: no `datasets` features, so ids have no names
+        plain = tmp_path / "plain.parquet"
+        pq.write_table(pa.Table.from_pylist([{"idx": 0, "sentence": "fine", "label": 1}]), plain)
+        sst2 = HUB_FILES["sst2/train.jsonl"]
+        files = {source.path: plain.read_bytes() for source in HUB_FILES.values() if source.repo_id == sst2.repo_id}
+        hub.add_dataset(sst2.repo_id, {sst2.revision: files})
+        assert main(["data", *quickstart(tmp_path, data_dir), "--fetch"]) == 2
+    assert "does not have the columns or class names expected" in capsys.readouterr().err
+    assert not [p for p in data_dir.rglob("*") if p.is_file()]  # no partial file, no short file
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "quickstart",
+        "mtl-minilm",
+        "sharing-hierarchical",
+        "sharing-soft",
+        "weighting-cagrad",
+        "weighting-dwa",
+        "weighting-gradnorm",
+        "weighting-pcgrad",
+        "weighting-uncertainty",
+    ],
+)
+def test_every_file_of_the_configs_the_readme_calls_fetchable_has_a_source(config):
+    import yaml
+
+    with open(f"configs/{config}.yaml", encoding="utf-8") as handle:
+        tasks = yaml.safe_load(handle)["tasks"]
+    names = {task["data"][split] for task in tasks for split in ("train", "validation") if split in task["data"]}
+    assert names <= set(HUB_FILES), names - set(HUB_FILES)

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from datasets.arrow_writer import ArrowWriter
 
 from hfmtl.errors import DataError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bump when what an entry holds changes shape: older entries are then never read."""
 WRITER_BATCH_ROWS = 5_000
 """Rows per Arrow record batch in cache files (and per tokenization batch, since each one is written as a
@@ -92,27 +93,57 @@ def read_json(path: Path) -> Any | None:
 
 def write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(partial, path)
+    partial = _partial_name(path)
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            handle.write(json.dumps(value))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _partial_name(path: Path) -> Path:
+    """A temporary name beside `path` that no other writer uses: the process id alone repeats across the
+    nodes of a multi-node run sharing one cache folder (each node's first process fills it)."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial")
+
+
+def _seal_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.seal.json")
+
+
+def seal(path: Path, dataset: Dataset) -> Dataset:
+    """Mark a finished cache file as whole: its bytes flushed to disk first, then a note of its row count and
+    size. An Arrow stream cut at a record-batch boundary still opens, with fewer rows, so only a file that
+    matches its seal is ever read back (a power loss, a partial copy of the cache)."""
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+    write_json(_seal_path(path), {"rows": len(dataset), "bytes": path.stat().st_size})
+    return dataset
 
 
 def cached_dataset(path: Path) -> Dataset | None:
-    """The memory-mapped dataset of a cache file, or None when there is none or it cannot be read (damaged
-    by something other than hfmtl, which writes whole files only): the caller then writes it anew."""
+    """The memory-mapped dataset of a sealed cache file, or None when there is none, it does not match its
+    seal, or it cannot be read (damaged by something other than hfmtl): the caller then writes it anew."""
     if not path.is_file():
         return None
+    note = read_json(_seal_path(path))
+    if not isinstance(note, dict) or note.get("bytes") != path.stat().st_size:
+        return None
     try:
-        return Dataset.from_file(str(path))
+        dataset = Dataset.from_file(str(path))
     except (OSError, pa.ArrowException):
         return None
+    return dataset if len(dataset) == note.get("rows") else None
 
 
 def write_dataset(path: Path, rows: Iterable[dict[str, Any]]) -> Dataset:
     """Write rows to an Arrow cache file in batches (never all in memory) and memory-map it. If `rows` raises
     (a bad row), nothing is left at `path`; no rows at all give an empty dataset and no file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial = _partial_name(path)
     written = 0
     try:
         with ArrowWriter(path=str(partial), writer_batch_size=WRITER_BATCH_ROWS) as writer:
@@ -125,4 +156,4 @@ def write_dataset(path: Path, rows: Iterable[dict[str, Any]]) -> Dataset:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    return Dataset.from_file(str(path))
+    return seal(path, Dataset.from_file(str(path)))

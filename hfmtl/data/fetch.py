@@ -63,7 +63,10 @@ HUB_FILES: dict[str, HubFile] = {
     "sst/train_5class.jsonl": HubFile("stanfordnlp/sst", PARQUET, "default/train/0000.parquet", _sst_row),
     "sst/validation_5class.jsonl": HubFile("stanfordnlp/sst", PARQUET, "default/validation/0000.parquet", _sst_row),
 }
-"""Every data file of the shipped configs, by its path under data_dir."""
+"""The data files of the shipped three-task configs (quickstart, mtl-minilm, the sharing and weighting ones),
+by their path under data_dir. GoEmotions, STS-B and the SST phrase files (`goemotions/`, `stsb/`,
+`sst/train.jsonl`) have no Hub source here: the local copies come from the original releases, whose columns
+the Hub's copies do not all have."""
 
 
 def fetch_command(config_path: str) -> str:
@@ -90,8 +93,9 @@ def fetch_data(config: RunConfig, report: Callable[[str], None]) -> list[Path]:
                 unknown.append(str(path))
     if unknown:
         raise DataError(
-            f"no Hub source is known for {', '.join(unknown)}; --fetch knows the shipped configs' files "
-            f"({', '.join(HUB_FILES)}) under data_dir"
+            f"no Hub source is known for {', '.join(unknown)}; --fetch knows the files of the shipped "
+            f"SST-2 / CoNLL-2003 / SST intensity configs ({', '.join(HUB_FILES)}) under data_dir; put other "
+            "files there yourself, or read a Hub dataset directly with the task's data.hub_id"
         )
     for path in present:
         report(f"{path}: already there, left as it is")
@@ -113,7 +117,13 @@ def converted_rows(source: HubFile) -> list[dict[str, Any]]:
         ) from None
     table = pq.read_table(local)
     names = class_names(table.schema.metadata or {})
-    return [source.row(record, names) for record in table.to_pylist()]
+    try:
+        return [source.row(record, names) for record in table.to_pylist()]
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise DataError(
+            f"{source.repo_id} ({source.revision}) {source.path} does not have the columns or class names "
+            f"expected (the `datasets` features in its Parquet metadata; missing or out of range: {error!r})"
+        ) from None
 
 
 def class_names(metadata: dict[bytes, bytes]) -> ClassNames:
@@ -133,7 +143,12 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     under the final name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(partial, path)
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before it has its name: a crash never leaves a short file there
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed or interrupted write leaves nothing in the user's folder

@@ -21,6 +21,7 @@ from hfmtl.data.cache import (
     entry_key,
     file_digest,
     read_json,
+    seal,
     tokenizer_digest,
     write_dataset,
     write_json,
@@ -149,7 +150,7 @@ def tokenize_split(
     if tokenized is not None:
         return tokenized
     with cache_writes(folder):
-        return dataset.map(
+        tokenized = dataset.map(
             TASK_KINDS[task.kind].tokenize,
             cache_file_name=str(cache_file),
             batch_size=WRITER_BATCH_ROWS,  # in batched mode each batch the function returns is one record batch
@@ -158,6 +159,7 @@ def tokenize_split(
             new_fingerprint=key,
             **options,
         )
+        return seal(cache_file, tokenized)
 
 
 def resolve_data_path(data_dir: str | Path, name: str) -> Path:
@@ -198,13 +200,29 @@ def _hub_source(hub_id: str, subset: str | None, split: str) -> _Source:
     def rows(limit: int | None) -> Iterator[Row]:
         for index, record in enumerate(itertools.islice(dataset, limit)):
             for column, column_names in names.items():  # ClassLabel ids → their names, as in local files
+                where = f"{hub_id}[{split}] row {index + 1}"
                 value = record[column]
-                record[column] = [column_names[v] for v in value] if isinstance(value, list) else column_names[value]
+                record[column] = (
+                    [_class_name(v, column_names, column, where) for v in value]
+                    if isinstance(value, list)
+                    else _class_name(value, column_names, column, where)
+                )
             yield f"{hub_id}[{split}] row {index + 1}", record
 
     # load_dataset's fingerprint names the dataset's content as it downloaded and prepared it
     key = entry_key("hub", hub_id, subset, split, dataset._fingerprint)
     return _Source(name=f"{hub_id}[{split}]", key=key, rows=rows, class_names=names)
+
+
+def _class_name(value: int, names: list[str], column: str, where: str) -> str:
+    """The name of a ClassLabel id. `-1` is how `datasets` marks a row with no label (GLUE's test splits):
+    refused, never read from the end of the list."""
+    if not 0 <= value < len(names):
+        raise DataError(
+            f"{where}: column '{column}' holds label id {value}, not one of its {len(names)} classes "
+            f"{names[:10]}" + (" (-1 means the row has no label, as in a test split)" if value == -1 else "")
+        )
+    return names[value]
 
 
 def _class_label_names(features: Any) -> dict[str, list[str]]:
@@ -221,19 +239,29 @@ def _class_label_names(features: Any) -> dict[str, list[str]]:
 
 def _inferred_labels(task: TaskConfig, train: _Source, limit: int | None) -> tuple[str, ...]:
     """The label set of the training rows (sorted), cached with the rows' hash."""
-    from hfmtl.tasks.labels import infer_labels
+    from hfmtl.tasks.labels import infer_labels, label_text
 
     path = cache_root() / entry_key("labels", train.key, limit, task.kind, task.label_column) / "labels.json"
     cached = read_json(path)
     if isinstance(cached, list):
         return tuple(cached)
     kind = TASK_KINDS[task.kind]
-    values: list[Any] = []
+    values: list[str] = []
+    rows = 0
     for where, record in train.rows(limit):
-        values.extend(kind.label_values(record, task, where))
-    if not values:
+        rows += 1
+        values.extend(label_text(value, where) for value in kind.label_values(record, task, where))
+    if not rows:
         raise DataError(f"{train.name}: the train split of task '{task.name}' has no rows")
-    labels = infer_labels(values)
+    if not values:
+        raise DataError(
+            f"{train.name}: no row of the train split of task '{task.name}' has a label, so there is no label "
+            "set to infer; list the names under the task's `labels:`"
+        )
+    try:
+        labels = infer_labels(values)
+    except DataError as error:
+        raise DataError(f"{train.name}: task '{task.name}': {error}") from None
     if len(labels) < 2:
         raise DataError(f"task '{task.name}': the training split has fewer than two distinct labels ({list(labels)})")
     with cache_writes(path.parent):
