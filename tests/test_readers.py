@@ -117,3 +117,9 @@ def test_jsonl_is_read_line_by_line_with_lines_split_at_newlines_only(tmp_path):
         ("1", "a\u2028b\u2028c"),
         ("3", "d\x85e"),
     ]
+
+
+def test_a_bad_byte_after_a_bad_jsonl_line_is_reported_too(tmp_path):
+    path = write(tmp_path, "x.jsonl", b'not json\n{"text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"(?s)2 rows of .*x\.jsonl:1: not valid JSON.*not UTF-8 text: the byte at"):
+        read_rows(path, "jsonl")

@@ -143,6 +143,8 @@ def _read_jsonl(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Row]:
                 problems.append(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
                 continue
             yield f"{path}:{number}", record
+    except DataError as error:  # the file stops being readable (a bad byte): reported with the rows before it
+        problems.append(str(error))
     finally:  # also when the reader stops early (a row limit): the rows read so far had these problems
         raise_problems(problems, f"rows of {path} cannot be read")
 
