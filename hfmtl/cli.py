@@ -7,6 +7,8 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hfmtl: error: {error}", file=sys.stderr)  # noqa: T201
         return 2
+    except BrokenPipeError:  # `hfmtl predict ... | head`: the reader has what it wanted; no traceback
+        # Python's recipe: point stdout at devnull so the flush at exit does not raise again.
+        with contextlib.suppress(OSError, ValueError):  # stdout may be no file at all (captured, redirected)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe exits with
     return 0
 
 

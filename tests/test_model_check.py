@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from hfmtl.errors import ModelLoadError
 from hfmtl.hub.publish import publish
 from hfmtl.model.folder import load_model_dir
+from hfmtl.model.modeling import MultiTaskModel
 
 
 @pytest.fixture
@@ -29,6 +30,10 @@ def test_a_folder_without_one_heads_tensors_is_refused_not_loaded_with_a_random_
         load_model_dir(model_copy)
     with pytest.raises(ModelLoadError, match="2 tensors missing"):
         publish(model_copy, "me/model", dry_run=True)
+    # the transformers-style entry point the README shows is no softer (it imports only transformers, so that
+    # it publishes as remote code: a ValueError, as transformers raises for a folder it cannot use)
+    with pytest.raises(ValueError, match=r"do not match its config\.json \(missing keys: \['heads\.ner\.out\.bias'"):
+        MultiTaskModel.from_pretrained(model_copy)
 
 
 def test_truncated_weights_are_refused_by_load_and_publish(model_copy):
@@ -58,6 +63,7 @@ def test_a_label_set_that_does_not_fit_the_head_is_refused(model_copy):
         (lambda c: c.update(tasks=[]), r"'tasks' must list the model's tasks"),
         (lambda c: c.update(tasks=["sentiment"]), r"the task list is malformed"),
         (lambda c: c["encoder"].pop("model_type"), r"'encoder' must hold the encoder's config"),
+        (lambda c: c["encoder"].update(model_type="nosuch"), r"the encoder \(model_type 'nosuch'\) cannot be built"),
     ],
 )
 def test_an_inconsistent_config_is_refused(model_copy, change, message):
@@ -72,4 +78,17 @@ def test_a_damaged_tokenizer_is_a_clear_error(model_copy):
     tokenizer = model_copy / "tokenizer.json"
     tokenizer.write_text(tokenizer.read_text()[:100])
     with pytest.raises(ModelLoadError, match=r"the tokenizer files in '.*model' cannot be read"):
+        load_model_dir(model_copy)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[]", r"config\.json holds a JSON list, not an object of settings"),
+        (b'{"model_type": "hfmtl", "name": "caf\xe9"}', r"config\.json is not UTF-8 text \(byte 36\)"),
+    ],
+)
+def test_a_foreign_config_json_is_a_clear_error(model_copy, content, message):
+    (model_copy / "config.json").write_bytes(content)
+    with pytest.raises(ModelLoadError, match=message):
         load_model_dir(model_copy)

@@ -156,6 +156,68 @@ def test_unusable_input_is_a_clear_error(pipeline, texts, message):
         pipeline(texts)
 
 
+@pytest.mark.parametrize("inputs", [None, 5, b"hello", 2.5])
+def test_an_input_that_is_no_text_is_a_clear_error(pipeline, inputs):
+    with pytest.raises(InputError, match=rf"the input is {type(inputs).__name__} .*; give a string"):
+        pipeline(inputs)
+
+
+def test_a_model_without_pair_tasks_refuses_a_pair_rather_than_read_it_as_two_texts(pipeline):
+    single = MultiTaskPipeline(pipeline.model, pipeline.tokenizer)
+    single.specs = {name: spec for name, spec in single.specs.items() if not spec.pairs}
+    with pytest.raises(InputError, match=r"a \(text, text_pair\) tuple is a sentence pair, but this model has no"):
+        single(("A man plays a flute.", "A man plays music."))
+    assert len(single(["A man plays a flute.", "A man plays music."])) == 2  # a list is a batch
+
+
+def test_the_window_overlap_fits_a_model_trained_on_short_windows(pipeline):
+    text = " ".join(["Anna met officials of Reuters in Paris ."] * 5)
+    short = MultiTaskPipeline(pipeline.model, pipeline.tokenizer, max_length=16)
+    assert short.stride == 7  # half of the 14 word tokens a window holds (32 would not fit)
+    assert len(short(text)["ner"]) >= 5
+    for stride in (-1, 14):
+        with pytest.raises(InputError, match=rf"stride must be at least 0 and less than the 14 .* got {stride}"):
+            MultiTaskPipeline(pipeline.model, pipeline.tokenizer, max_length=16, stride=stride)
+
+
+def test_predict_output_is_replaced_only_when_every_answer_is_written(trained, tmp_path, capsys, monkeypatch):
+    mine = '{"mine": 1}\n'
+    (tmp_path / "out.jsonl").write_text(mine)
+    (tmp_path / "bad.txt").write_text("\n".join([*TEXTS, "\u200b", "fine"]) + "\n")
+    command = ["predict", str(trained / "model"), "--batch-size", "1", "--output", str(tmp_path / "out.jsonl")]
+    assert main([*command, "--input", str(tmp_path / "bad.txt")]) == 2  # checked before the model loads
+    assert "bad.txt:5: the text has no words, only invisible separators" in capsys.readouterr().err
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS * 3) + "\n")  # 12 texts: two calls of 8 at batch size 1
+    answer = MultiTaskPipeline.__call__
+    calls = []
+
+    def fails_on_the_second_call(self, inputs):
+        calls.append(len(inputs))
+        if len(calls) == 2:
+            raise RuntimeError("killed mid-way")
+        return answer(self, inputs)
+
+    monkeypatch.setattr(MultiTaskPipeline, "__call__", fails_on_the_second_call)
+    with pytest.raises(RuntimeError, match="killed mid-way"):
+        main([*command, "--input", str(tmp_path / "in.txt")])
+    assert calls == [8, 4] and (tmp_path / "out.jsonl").read_text() == mine  # 8 answers were written, elsewhere
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "in.txt", "out.jsonl"]  # and removed
+    monkeypatch.undo()
+    missing = ["predict", str(trained / "model"), "--input", str(tmp_path / "in.txt"), "--output"]
+    assert main([*missing, str(tmp_path / "no" / "out.jsonl")]) == 2
+    assert "the folder " in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+def test_a_closed_output_pipe_ends_quietly(monkeypatch):
+    from hfmtl import commands
+
+    def reader_went_away(args):
+        raise BrokenPipeError  # `hfmtl predict ... | head -1`
+
+    monkeypatch.setattr(commands, "predict", reader_went_away)
+    assert main(["predict", "some-model", "a text"]) == 141
+
+
 def test_bf16_inference_agrees_on_labels(trained):
     if not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU has no bf16 support")

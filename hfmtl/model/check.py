@@ -54,8 +54,15 @@ def _check_task_specs(file: Path, specs: list) -> None:
 
 def check_weights(path: Path, config: MultiTaskConfig, code: EncoderCode | None) -> None:
     """Every tensor the config's model has is in the folder's safetensors with its shape, and no other."""
-    with torch.device("meta"):  # the model's shapes without allocating or initialising any weight
-        skeleton = MultiTaskModel(config, encoder_code=code)
+    try:
+        with torch.device("meta"):  # the model's shapes without allocating or initialising any weight
+            skeleton = MultiTaskModel(config, encoder_code=code)
+    except (ValueError, KeyError) as error:  # transformers' answer to an unknown or malformed encoder config
+        encoder_type = config.encoder.get("model_type") if isinstance(config.encoder, dict) else None
+        raise ModelLoadError(
+            f"{path / 'config.json'}: the encoder (model_type '{encoder_type}') cannot be built by this "
+            f"transformers ({type(error).__name__}: {str(error)[:200]})"
+        ) from None
     expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
     found = saved_shapes(path)
     missing = sorted(set(expected) - set(found))

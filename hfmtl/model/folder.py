@@ -103,9 +103,14 @@ def check_model_dir(path: Path, *, allow_pickle: bool = False) -> None:
     if not config_file.is_file():
         raise ModelLoadError(f"'{path}' is not a model folder: it has no config.json")
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        settings = json.loads(config_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelLoadError(f"{config_file} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(f"{config_file} is not UTF-8 text (byte {error.start}); it is damaged") from None
+    if not isinstance(settings, dict):
+        raise ModelLoadError(f"{config_file} holds a JSON {type(settings).__name__}, not an object of settings")
+    model_type = settings.get("model_type")
     if model_type != MultiTaskConfig.model_type:
         raise ModelLoadError(f"'{path}' holds a '{model_type}' model, not an hfmtl multi-task model")
     if not (path / "model.safetensors").is_file():

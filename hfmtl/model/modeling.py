@@ -42,6 +42,10 @@ class TaskOutput(ModelOutput):
     loss weights and loss trends see only the tasks' own losses. None without labels or without a penalty."""
 
 
+LOADING_PROBLEMS = ("missing_keys", "unexpected_keys", "mismatched_keys")
+"""What `from_pretrained(..., output_loading_info=True)` reports that means the folder is not this model."""
+
+
 class MultiTaskModel(PreTrainedModel):
     """A shared encoder and one head per task.
 
@@ -140,11 +144,20 @@ class MultiTaskModel(PreTrainedModel):
         """
         if trust_remote_code:
             kwargs["encoder_code"] = EncoderCode(str(pretrained_model_name_or_path), kwargs.get("revision"))
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        # transformers builds a tensor the folder lacks freshly initialised, with only a log line: a head
+        # answering at random. A folder whose tensors do not match its config is refused instead.
+        problems = [f"{key.replace('_', ' ')}: {sorted(info[key])[:5]}" for key in LOADING_PROBLEMS if info.get(key)]
+        if problems:
+            raise ValueError(
+                f"the weights in '{pretrained_model_name_or_path}' do not match its config.json "
+                f"({'; '.join(problems)}); the folder is damaged or mixed from two models, so it is not loaded"
+            )
         with torch.no_grad():
             for parameter in model.parameters():
                 parameter.data = parameter.data.clone()
-        return model
+        return (model, info) if wants_info else model
 
     def save_pretrained(self, save_directory: Any, is_main_process: bool = True, **kwargs: Any) -> None:
         """`PreTrainedModel.save_pretrained`, plus the encoder's own code files when it has some, so that the

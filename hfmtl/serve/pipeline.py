@@ -11,7 +11,7 @@ there is little padding.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ class MultiTaskPipeline:
         tokenizer: PreTrainedTokenizerBase,
         *,
         max_length: int = 512,
-        stride: int = 32,
+        stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
@@ -72,7 +72,7 @@ class MultiTaskPipeline:
             device, self.model, max_positions = torch.device("cpu"), model, model.max_positions
         self.tokenizer = tokenizer
         self.max_length = min(max_length, max_positions)
-        self.stride = stride
+        self.stride = _stride(stride, self.max_length - tokenizer.num_special_tokens_to_add())
         self.batch_size = batch_size
         self.device = device
         self.specs = {spec.name: spec for spec in model.config.task_specs}
@@ -132,6 +132,16 @@ class MultiTaskPipeline:
         task answers every input, from its first text.
         """
         has_pairs = any(spec.pairs for spec in self.specs.values())
+        if isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, (str, Mapping, Iterable)):
+            raise InputError(
+                f"the input is {type(inputs).__name__} {inputs!r:.60}; give a string, a (text, text_pair) "
+                "tuple or a dict, or a list of them"
+            )
+        if is_pair(inputs) and not has_pairs:  # a tuple of two texts reads as a pair, never as a batch of two
+            raise InputError(
+                "a (text, text_pair) tuple is a sentence pair, but this model has no sentence-pair task; "
+                "pass a list for a batch of texts"
+            )
         is_single = isinstance(inputs, (str, Mapping)) or (has_pairs and is_pair(inputs))
         batch = [inputs] if is_single else list(inputs)
         texts, pairs = read_inputs(batch, has_pairs=has_pairs)
@@ -255,3 +265,20 @@ def _device(name: str | torch.device | None) -> torch.device:
     elif device.type != "cpu":
         raise InputError(f"device '{name}' is not supported; expected cpu, cuda or cuda:N")
     return device
+
+
+DEFAULT_STRIDE = 32
+"""Tokens each long-text window shares with the one before it, so a word near a cut is read with context."""
+
+
+def _stride(stride: int | None, room: int) -> int:
+    """The window overlap: `stride`, checked against the `room` for word tokens in a window (the tokenizer
+    needs the overlap to be smaller); by default 32, or half the room for a model trained on short windows."""
+    if stride is None:
+        return min(DEFAULT_STRIDE, room // 2)
+    if not 0 <= stride < room:
+        raise InputError(
+            f"stride must be at least 0 and less than the {room} word tokens a window holds "
+            f"(max_length minus special tokens), got {stride}"
+        )
+    return stride

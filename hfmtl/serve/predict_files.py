@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from tqdm.auto import tqdm
 from hfmtl.data.readers import SUFFIX_FORMATS, raise_problems, read_rows, read_text_file
 from hfmtl.errors import DataError, InputError
 from hfmtl.serve.pipeline import MultiTaskPipeline
+from hfmtl.serve.words import split_words
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -42,6 +44,10 @@ def predict_to_stream(
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if not texts and input_path is None:
         raise InputError("nothing to predict on: give texts as arguments or a file with --input")
+    # Everything that can be checked without the model is, before it loads: the texts, and the output's folder.
+    items = list(texts) + (read_texts(Path(input_path), text_field, text_pair_field) if input_path else [])
+    if output_path is not None and not Path(output_path).parent.is_dir():
+        raise DataError(f"--output {output_path}: the folder {Path(output_path).parent} does not exist")
     pipeline = MultiTaskPipeline.from_pretrained(
         model,
         batch_size=batch_size,
@@ -52,22 +58,34 @@ def predict_to_stream(
         backend=backend,
         quantize=quantize,
     )
-    items = list(texts) + (read_texts(Path(input_path), text_field, text_pair_field) if input_path else [])
-    output: TextIO = open(output_path, "w", encoding="utf-8") if output_path else sys.stdout  # noqa: SIM115
+    if output_path is None:
+        _write_answers(pipeline, items, batch_size, sys.stdout, progress=False)
+        return len(items)
+    # Answers go to a temporary file renamed over --output only once all are written: a failure part-way
+    # (or --output naming the input file) leaves whatever was there before untouched.
+    target = Path(output_path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        chunk = batch_size * 8  # enough per call for length-sorted batches; small enough for steady progress
-        with tqdm(total=len(items), unit="text", disable=output_path is None) as bar:
-            for start in range(0, len(items), chunk):
-                for item, answer in zip(
-                    items[start : start + chunk], pipeline(items[start : start + chunk]), strict=True
-                ):
-                    shown = {"text": item[0], "text_pair": item[1]} if isinstance(item, tuple) else {"text": item}
-                    output.write(json.dumps({**shown, **answer}, ensure_ascii=False) + "\n")
-                bar.update(min(chunk, len(items) - start))
+        with partial.open("w", encoding="utf-8") as output:
+            _write_answers(pipeline, items, batch_size, output, progress=True)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(partial, target)
     finally:
-        if output_path:
-            output.close()
+        partial.unlink(missing_ok=True)
     return len(items)
+
+
+def _write_answers(
+    pipeline: MultiTaskPipeline, items: list[Any], batch_size: int, output: TextIO, *, progress: bool
+) -> None:
+    chunk = batch_size * 8  # enough per call for length-sorted batches; small enough for steady progress
+    with tqdm(total=len(items), unit="text", disable=not progress) as bar:
+        for start in range(0, len(items), chunk):
+            for item, answer in zip(items[start : start + chunk], pipeline(items[start : start + chunk]), strict=True):
+                shown = {"text": item[0], "text_pair": item[1]} if isinstance(item, tuple) else {"text": item}
+                output.write(json.dumps({**shown, **answer}, ensure_ascii=False) + "\n")
+            bar.update(min(chunk, len(items) - start))
 
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
@@ -99,9 +117,11 @@ def read_texts(path: Path, text_field: str, text_pair_field: str | None = None) 
         raise DataError(f"{path}: no texts to predict on")
     problems = [
         f"{where}: the {name} is empty or only whitespace"
+        if not text.strip()
+        else f"{where}: the {name} has no words, only invisible separators (e.g. zero-width spaces)"
         for where, item in texts
         for name, text in zip(("text", "text_pair"), item if isinstance(item, tuple) else (item,), strict=False)
-        if not text.strip()
+        if not split_words(text)
     ]
     raise_problems(problems, f"texts of {path} cannot be used")
     return [item for _, item in texts]
