@@ -148,6 +148,7 @@ def test_unusable_pairs_are_a_clear_error(pipeline, inputs, message):
         (["fine", 42], "text 2 is int 42, not a string"),
         ("\u200b\u200b", "the text has no words, only invisible separators"),
         (["fine", "\ufeff \u200b\u2060"], "text 2 has no words, only invisible separators"),
+        (["fine", "\u0301"], "text 2 has no characters the tokenizer keeps"),  # a lone combining accent
         ([], "no texts to predict on"),
     ],
 )

@@ -207,6 +207,11 @@ class MultiTaskPipeline:
             starts = [0 if word is None else words[text_index][word][0] for word in word_ids]
             absolute = [(start + shift, end + shift) for (start, end), shift in zip(offsets, starts, strict=True)]
             windows.append(_Window(text_index, ids, word_ids, absolute))
+        read = {window.text_index for window in windows if any(word is not None for word in window.word_ids)}
+        unread = [index for index in range(len(texts)) if index not in read]
+        if unread:  # e.g. a lone combining mark that the tokenizer's normalisation removes: [CLS] [SEP] only
+            where = "the text" if len(texts) == 1 else f"text {unread[0] + 1}"
+            raise InputError(f"{where} has no characters the tokenizer keeps (only marks or control characters)")
         return windows
 
     def _run(self, windows: list[_Window], tasks: list[str]) -> list[dict[str, Any]]:
