@@ -209,6 +209,14 @@ def test_predict_output_is_replaced_only_when_every_answer_is_written(trained, t
     assert "the folder " in capsys.readouterr().err and not (tmp_path / "no").exists()
 
 
+def test_a_text_only_the_model_can_refuse_is_named_by_its_line(trained, tmp_path, capsys):
+    # an escape character is a word to the splitter, but the tokenizer keeps nothing of it: known only once
+    # the model is loaded, and still reported with its line, not as "text 3" of some chunk
+    (tmp_path / "in.txt").write_text("\n".join([*TEXTS, "\x1b", "fine"]) + "\n")
+    assert main(["predict", str(trained / "model"), "--input", str(tmp_path / "in.txt"), "--batch-size", "1"]) == 2
+    assert "in.txt:5: the text has no characters the tokenizer keeps" in capsys.readouterr().err
+
+
 def test_a_closed_output_pipe_ends_quietly(monkeypatch):
     from hfmtl import commands
 

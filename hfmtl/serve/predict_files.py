@@ -45,7 +45,9 @@ def predict_to_stream(
     if not texts and input_path is None:
         raise InputError("nothing to predict on: give texts as arguments or a file with --input")
     # Everything that can be checked without the model is, before it loads: the texts, and the output's folder.
-    items = list(texts) + (read_texts(Path(input_path), text_field, text_pair_field) if input_path else [])
+    located: list[tuple[str | None, Any]] = [(None, text) for text in texts]  # arguments: no file, no line
+    if input_path:
+        located += located_texts(Path(input_path), text_field, text_pair_field)
     if output_path is not None and not Path(output_path).parent.is_dir():
         raise DataError(f"--output {output_path}: the folder {Path(output_path).parent} does not exist")
     pipeline = MultiTaskPipeline.from_pretrained(
@@ -59,39 +61,65 @@ def predict_to_stream(
         quantize=quantize,
     )
     if output_path is None:
-        _write_answers(pipeline, items, batch_size, sys.stdout, progress=False)
-        return len(items)
+        _write_answers(pipeline, located, batch_size, sys.stdout, progress=False)
+        return len(located)
     # Answers go to a temporary file renamed over --output only once all are written: a failure part-way
     # (or --output naming the input file) leaves whatever was there before untouched.
     target = Path(output_path)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with partial.open("w", encoding="utf-8") as output:
-            _write_answers(pipeline, items, batch_size, output, progress=True)
+            _write_answers(pipeline, located, batch_size, output, progress=True)
             output.flush()
             os.fsync(output.fileno())
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    return len(items)
+    return len(located)
 
 
 def _write_answers(
-    pipeline: MultiTaskPipeline, items: list[Any], batch_size: int, output: TextIO, *, progress: bool
+    pipeline: MultiTaskPipeline,
+    located: list[tuple[str | None, Any]],
+    batch_size: int,
+    output: TextIO,
+    *,
+    progress: bool,
 ) -> None:
     chunk = batch_size * 8  # enough per call for length-sorted batches; small enough for steady progress
-    with tqdm(total=len(items), unit="text", disable=not progress) as bar:
-        for start in range(0, len(items), chunk):
-            for item, answer in zip(items[start : start + chunk], pipeline(items[start : start + chunk]), strict=True):
+    with tqdm(total=len(located), unit="text", disable=not progress) as bar:
+        for start in range(0, len(located), chunk):
+            items = [item for _, item in located[start : start + chunk]]
+            try:
+                answers = pipeline(items)
+            except InputError as error:
+                raise _located(error, pipeline, located[start : start + chunk]) from None
+            for item, answer in zip(items, answers, strict=True):
                 shown = {"text": item[0], "text_pair": item[1]} if isinstance(item, tuple) else {"text": item}
                 output.write(json.dumps({**shown, **answer}, ensure_ascii=False) + "\n")
-            bar.update(min(chunk, len(items) - start))
+            bar.update(len(items))
+
+
+def _located(error: InputError, pipeline: MultiTaskPipeline, located: list[tuple[str | None, Any]]) -> InputError:
+    """The pipeline's error for the first text it refuses alone, with the file and line of that text: its
+    message for the whole chunk counts texts from the chunk's start, which names no line of the file."""
+    for where, item in located:
+        try:
+            pipeline([item])
+        except InputError as alone:
+            return InputError(f"{where}: {alone}") if where else alone
+    return error
 
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
 
 
 def read_texts(path: Path, text_field: str, text_pair_field: str | None = None) -> list[Any]:
+    """The texts of an input file (see `located_texts`), without where each one is."""
+    return [item for _, item in located_texts(path, text_field, text_pair_field)]
+
+
+def located_texts(path: Path, text_field: str, text_pair_field: str | None = None) -> list[tuple[str, Any]]:
     """The texts of an input file, read as what its suffix says: .txt (one text per non-empty line), .jsonl
     (the `text_field` of each object), .json (a list of strings, or of objects with `text_field`), .csv/.tsv
     (the `text_field` column). With `text_pair_field`, each item is a `(text, text_pair)` pair read from the
@@ -124,7 +152,7 @@ def read_texts(path: Path, text_field: str, text_pair_field: str | None = None) 
         if not split_words(text)
     ]
     raise_problems(problems, f"texts of {path} cannot be used")
-    return [item for _, item in texts]
+    return texts
 
 
 def _json_texts(path: Path, text_field: str, text_pair_field: str | None) -> list[tuple[str, Any]]:
