@@ -97,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model_dir", help="a model folder, or a Hub repo id (user/name)")
     predict.add_argument("texts", nargs="*", help="texts to predict on")
     predict.add_argument(
-        "--input", help="a .txt (one text per line), .jsonl, .json, .csv or .tsv file (see --text-field)"
+        "--input",
+        help="a .txt (one text per line), .jsonl, .json, .csv or .tsv file (see --text-field); "
+        "- reads text lines from standard input",
     )
     predict.add_argument("--output", help="write JSON lines here instead of stdout")
     predict.add_argument(

@@ -217,6 +217,17 @@ def test_a_text_only_the_model_can_refuse_is_named_by_its_line(trained, tmp_path
     assert "in.txt:5: the text has no characters the tokenizer keeps" in capsys.readouterr().err
 
 
+def test_predict_reads_text_lines_from_standard_input(trained, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeff" + "\r\n".join(TEXTS[:2]) + "\n\n"))
+    assert main(["predict", str(trained / "model"), "--input", "-"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == TEXTS[:2]
+    monkeypatch.setattr("sys.stdin", io.StringIO("fine\n \u200b\n"))
+    assert main(["predict", str(trained / "model"), "--input", "-"]) == 2
+    assert "<stdin>:2: the text has no words" in capsys.readouterr().err
+
+
 def test_a_closed_output_pipe_ends_quietly(monkeypatch):
     from hfmtl import commands
 

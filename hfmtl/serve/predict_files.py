@@ -123,18 +123,21 @@ def located_texts(path: Path, text_field: str, text_pair_field: str | None = Non
     """The texts of an input file, read as what its suffix says: .txt (one text per non-empty line), .jsonl
     (the `text_field` of each object), .json (a list of strings, or of objects with `text_field`), .csv/.tsv
     (the `text_field` column). With `text_pair_field`, each item is a `(text, text_pair)` pair read from the
-    two fields (files with fields only). Every text must be non-empty; errors name the file and line (from 1)."""
-    if not path.is_file():
+    two fields (files with fields only). Every text must be non-empty; errors name the file and line (from 1).
+    `-` is standard input, read as .txt (`... | hfmtl predict MODEL --input -`)."""
+    is_stdin = str(path) == "-"
+    if not is_stdin and not path.is_file():
         raise DataError(f"input file not found: {path}")
-    suffix = path.suffix.lower()
+    suffix = ".txt" if is_stdin else path.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
         raise DataError(f"{path}: --input reads {', '.join(INPUT_SUFFIXES)} files, not '{suffix or 'no suffix'}'")
     if text_pair_field is not None and suffix == ".txt":
         raise DataError(f"{path}: --text-pair-field needs a file with fields (.jsonl, .json, .csv, .tsv), not .txt")
     if suffix == ".txt":
-        text = read_text_file(path)
+        text = sys.stdin.read().removeprefix("\ufeff") if is_stdin else read_text_file(path)
+        name = "<stdin>" if is_stdin else path
         texts = [
-            (f"{path}:{n}", line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()
+            (f"{name}:{n}", line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()
         ]
     elif suffix == ".json":
         texts = _json_texts(path, text_field, text_pair_field)
