@@ -173,11 +173,23 @@ def first_crossing(log: list[dict[str, Any]], targets: dict[str, tuple[str, floa
     best = {task: max(record["eval"][task][metric] for record in evaluations) for task, (metric, _) in targets.items()}
     seconds_total = evaluations[-1].get("train_seconds")  # None in logs from before it existed
     note = None if seconds_total is not None else "metrics.jsonl has no train_seconds: this hfmtl predates it"
-    for record in evaluations:
-        scores = {task: record["eval"][task][metric] for task, (metric, _) in targets.items()}
-        if all(scores[task] >= value for task, (_, value) in targets.items()):
-            seconds = record.get("train_seconds")
-            return {"reached": True, "step": record["step"], "train_seconds": seconds, "metrics": scores, "note": note}
+    # every evaluation, so that a reader can check the crossing, or score it against another target
+    curve = [
+        {"step": r["step"], "train_seconds": r.get("train_seconds")}
+        | {task: r["eval"][task][metric] for task, (metric, _) in targets.items()}
+        for r in evaluations
+    ]
+    for point in curve:
+        if all(point[task] >= value for task, (_, value) in targets.items()):
+            scores = {task: point[task] for task in targets}
+            return {
+                "reached": True,
+                "step": point["step"],
+                "train_seconds": point["train_seconds"],
+                "metrics": scores,
+                "note": note,
+                "evaluations": curve,
+            }
     return {
         "reached": False,
         "step": None,
@@ -186,6 +198,7 @@ def first_crossing(log: list[dict[str, Any]], targets: dict[str, tuple[str, floa
         "last_step": evaluations[-1]["step"],
         "train_seconds_total": seconds_total,
         "note": note,
+        "evaluations": curve,
     }
 
 

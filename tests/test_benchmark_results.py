@@ -74,3 +74,21 @@ def test_hfmtl_settings_record_the_shipped_task_mix():
     assert settings["task_weights"] == config.sampling.weights
     assert config.sampling.final_weights is not None  # the quickstart's mix moves over the run
     assert settings["final_task_weights"] == config.sampling.final_weights
+
+
+def test_time_to_quality_finds_the_first_evaluation_past_every_peer_and_keeps_the_curve(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    from benchmark_quality import first_crossing
+
+    def evaluation(step, seconds, sentiment, ner):
+        return {"step": step, "train_seconds": seconds, "eval": {"a": {"accuracy": sentiment}, "b": {"f1": ner}}}
+
+    log = [{"step": 1, "loss": 2.0}, evaluation(100, 10.0, 0.80, 0.91), evaluation(200, 20.0, 0.90, 0.89)]
+    log.append(evaluation(300, 30.0, 0.90, 0.90))
+    targets = {"a": ("accuracy", 0.90), "b": ("f1", 0.90)}
+    crossing = first_crossing(log, targets)
+    assert (crossing["reached"], crossing["step"], crossing["train_seconds"]) == (True, 300, 30.0)  # 200: b short
+    assert [point["step"] for point in crossing["evaluations"]] == [100, 200, 300]
+    assert crossing["evaluations"][0] == {"step": 100, "train_seconds": 10.0, "a": 0.80, "b": 0.91}
+    missed = first_crossing(log, {"a": ("accuracy", 0.95), "b": ("f1", 0.90)})
+    assert not missed["reached"] and missed["best"] == {"a": 0.90, "b": 0.91} and len(missed["evaluations"]) == 3
