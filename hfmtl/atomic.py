@@ -4,23 +4,43 @@ beside the target, flushed, then renamed over it: a rename is atomic on one file
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+
+def temporary_path(path: Path) -> Path:
+    """A name beside `path` that no other writer uses: the process id alone repeats across the nodes of a
+    multi-node run sharing one folder, and across containers."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path) -> Iterator[TextIO]:
+    """A text file to write that replaces `path` only when the block ends without an error, flushed to disk
+    first; on an error (or a kill) `path` keeps what it had and the temporary file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace `path` with `text`, all at once."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pyarrow as pa
 from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 
+from hfmtl.atomic import temporary_path, write_text_atomic
 from hfmtl.errors import DataError
 
 CACHE_VERSION = 2
@@ -92,22 +92,7 @@ def read_json(path: Path) -> Any | None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_name(path)
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            handle.write(json.dumps(value))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _partial_name(path: Path) -> Path:
-    """A temporary name beside `path` that no other writer uses: the process id alone repeats across the
-    nodes of a multi-node run sharing one cache folder (each node's first process fills it)."""
-    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial")
+    write_text_atomic(path, json.dumps(value))
 
 
 def _seal_path(path: Path) -> Path:
@@ -143,7 +128,7 @@ def write_dataset(path: Path, rows: Iterable[dict[str, Any]]) -> Dataset:
     """Write rows to an Arrow cache file in batches (never all in memory) and memory-map it. If `rows` raises
     (a bad row), nothing is left at `path`; no rows at all give an empty dataset and no file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_name(path)
+    partial = temporary_path(path)  # unique: each node's first process of a multi-node run fills the cache
     written = 0
     try:
         with ArrowWriter(path=str(partial), writer_batch_size=WRITER_BATCH_ROWS) as writer:

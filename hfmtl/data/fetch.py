@@ -9,12 +9,12 @@ the Parquet file's `datasets` features), so the rows read the same as the local 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hfmtl.atomic import atomic_open
 from hfmtl.config.run_config import RunConfig
 from hfmtl.data.loading import resolve_data_path
 from hfmtl.errors import DataError
@@ -141,14 +141,6 @@ def class_names(metadata: dict[bytes, bytes]) -> ClassNames:
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """JSON Lines, written under a temporary name and renamed into place (a killed fetch leaves no part file
     under the final name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before it has its name: a crash never leaves a short file there
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)  # a failed or interrupted write leaves nothing in the user's folder
+    with atomic_open(path) as handle:  # a failed or killed fetch leaves nothing in the user's folder
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

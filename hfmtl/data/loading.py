@@ -199,15 +199,15 @@ def _hub_source(hub_id: str, subset: str | None, split: str) -> _Source:
 
     def rows(limit: int | None) -> Iterator[Row]:
         for index, record in enumerate(itertools.islice(dataset, limit)):
+            where = f"{hub_id}[{split}] row {index + 1}"
             for column, column_names in names.items():  # ClassLabel ids → their names, as in local files
-                where = f"{hub_id}[{split}] row {index + 1}"
                 value = record[column]
                 record[column] = (
                     [_class_name(v, column_names, column, where) for v in value]
                     if isinstance(value, list)
                     else _class_name(value, column_names, column, where)
                 )
-            yield f"{hub_id}[{split}] row {index + 1}", record
+            yield where, record
 
     # load_dataset's fingerprint names the dataset's content as it downloaded and prepared it
     key = entry_key("hub", hub_id, subset, split, dataset._fingerprint)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TextIO
 import torch
 from tqdm.auto import tqdm
 
+from hfmtl.atomic import atomic_open
 from hfmtl.data.readers import SUFFIX_FORMATS, raise_problems, read_rows, read_text_file
 from hfmtl.errors import DataError, InputError
 from hfmtl.serve.pipeline import MultiTaskPipeline
@@ -65,16 +65,8 @@ def predict_to_stream(
         return len(located)
     # Answers go to a temporary file renamed over --output only once all are written: a failure part-way
     # (or --output naming the input file) leaves whatever was there before untouched.
-    target = Path(output_path)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        with partial.open("w", encoding="utf-8") as output:
-            _write_answers(pipeline, located, batch_size, output, progress=True)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_open(output_path) as output:
+        _write_answers(pipeline, located, batch_size, output, progress=True)
     return len(located)
 
 
