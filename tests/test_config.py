@@ -84,6 +84,20 @@ def test_bad_values_are_reported_by_key(tmp_path, section, value, message):
         load_config(write(tmp_path, {**MINIMAL, **section}))
 
 
+def test_a_number_yaml_read_where_text_is_expected_is_refused_not_rewritten(tmp_path):
+    # `labels: [1.0, 2.0]` would be the names "1.0", "2.0", which a data file's labels 1 and 2 never match
+    # (and 1 would be read as the id of "2.0"); `revision: 1.10` would silently become "1.1".
+    task = {**MINIMAL["tasks"][0], "labels": [1.0, 2.0]}
+    with pytest.raises(ConfigError, match=r"'tasks\.sentiment\.labels\.0' must be a string, got the number 1\.0"):
+        load_config(write(tmp_path, {**MINIMAL, "tasks": [task]}))
+    (tmp_path / "text.yaml").write_text("encoder: {name_or_path: x, revision: 1.10}\ntasks: []\n")
+    with pytest.raises(ConfigError, match=r"'encoder\.revision' must be a string, got the number 1\.1"):
+        load_config(tmp_path / "text.yaml")
+    for labels, names in (([1, 2], ("1", "2")), (["1.0", "2.0"], ("1.0", "2.0"))):
+        config = load_config(write(tmp_path, {**MINIMAL, "tasks": [{**MINIMAL["tasks"][0], "labels": labels}]}))
+        assert config.tasks[0].labels == names
+
+
 def test_a_task_batch_size_overrides_the_runs(tmp_path):
     config = load_config(write(tmp_path, MINIMAL), ["training.batch_size=16"])
     assert task_batch_size(config.tasks[0], config.training) == 16

@@ -105,6 +105,24 @@ def test_bad_rows_leave_nothing_in_the_cache(tmp_path, cache, calls):
         load_task_data(sentiment(), tmp_path)
 
 
+def test_a_file_rewritten_while_it_is_read_is_refused_and_not_cached(tmp_path, cache, monkeypatch):
+    write_rows(tmp_path / "train.jsonl", ROWS)
+    original = loading.iter_rows
+
+    def rewritten_midway(path, *args, **kwargs):
+        for n, row in enumerate(original(path, *args, **kwargs)):
+            if n == 1:  # another process rewrites the file after the digest naming the entry was taken
+                write_rows(path, [{"text": "other", "label": "neg"}, {"text": "new", "label": "pos"}])
+            yield row
+
+    monkeypatch.setattr(loading, "iter_rows", rewritten_midway)
+    with pytest.raises(DataError, match=r"train\.jsonl changed while it was being read; run again"):
+        load_task_data(sentiment(), tmp_path)
+    assert not list(cache.rglob("*.arrow")) and not list(cache.rglob("*.partial"))
+    monkeypatch.setattr(loading, "iter_rows", original)
+    assert load_task_data(sentiment(), tmp_path).splits["train"]["text"] == ["other", "new"]
+
+
 def test_a_damaged_cache_entry_is_not_trusted_blindly(tmp_path, cache, tiny_tokenizer):
     write_rows(tmp_path / "train.jsonl", ROWS)
     load_task_data(sentiment(), tmp_path)

@@ -155,7 +155,13 @@ def _scalar(value: Any, annotation: type, path: str) -> Any:
             raise ConfigError(f"'{path}' must be a finite number, got {value!r}")
         return number
     if annotation is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, float):
+            # YAML has already turned `1.10` into 1.1 and `1.0` into 1.0: its text is gone, and a label `1.0`
+            # would not match the `1` of a data file. Only the user knows which text was meant.
+            raise ConfigError(
+                f"'{path}' must be a string, got the number {value!r}: write an integer, or the text in quotes"
+            )
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise ConfigError(f"'{path}' must be a string, got {value!r}")
         return str(value)
     raise TypeError(f"config field {path} has an unsupported annotation {annotation!r}")

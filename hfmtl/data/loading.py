@@ -181,10 +181,16 @@ def _split_source(data: DataConfig, name: str, data_dir: str | Path) -> _Source:
         raise DataError(f"data file not found: {path} (relative paths resolve against data_dir '{data_dir}'){hint}")
     file_format = detect_format(path, data.format)
 
-    def rows(limit: int | None) -> Iterator[Row]:
-        return iter_rows(path, file_format, quoting=data.quoting, multiline=data.multiline, limit=limit)
+    digest = file_digest(path)
 
-    key = entry_key("file", file_digest(path), file_format, data.quoting, data.multiline)
+    def rows(limit: int | None) -> Iterator[Row]:
+        yield from iter_rows(path, file_format, quoting=data.quoting, multiline=data.multiline, limit=limit)
+        # The cache entry is named by the digest taken before reading: rows of a file rewritten meanwhile
+        # would be kept under the old content's name, and read back for it later.
+        if file_digest(path) != digest:
+            raise DataError(f"{path} changed while it was being read; run again once it is fully written")
+
+    key = entry_key("file", digest, file_format, data.quoting, data.multiline)
     return _Source(name=str(path), key=key, rows=rows, class_names={})
 
 
