@@ -92,3 +92,66 @@ def test_time_to_quality_finds_the_first_evaluation_past_every_peer_and_keeps_th
     assert crossing["evaluations"][0] == {"step": 100, "train_seconds": 10.0, "a": 0.80, "b": 0.91}
     missed = first_crossing(log, {"a": ("accuracy", 0.95), "b": ("f1", 0.90)})
     assert not missed["reached"] and missed["best"] == {"a": 0.90, "b": 0.91} and len(missed["evaluations"]) == 3
+
+
+@pytest.fixture
+def seed_study(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    return load_script("seed_study")
+
+
+def peer_run(task: str, seed: int, value: float, steps: int | None = 2000) -> dict:
+    return {"task": task, "settings": {"learning_rate": 5e-5, "steps": steps, "seed": seed}, "value": value}
+
+
+def test_seed_study_compares_means_over_their_standard_error(seed_study):
+    result = seed_study.compare([0.90, 0.92, 0.91], [0.88, 0.89])
+    assert result["hfmtl"]["mean"] == pytest.approx(0.91) and result["peer"]["n"] == 2
+    # sd 0.01 and 0.00707: error sqrt(0.0001 / 3 + 0.00005 / 2) = 0.00764; delta 0.025 > 2 errors
+    assert result["standard_error"] == pytest.approx(0.007638, abs=1e-6)
+    assert result["delta"] == pytest.approx(0.025) and result["verdict"] == "beyond noise"
+    assert seed_study.compare([0.90, 0.88], [0.89, 0.885])["verdict"] == "within noise"
+    assert seed_study.compare([0.90], [0.89])["verdict"] == "unknown (one seed)"
+
+
+def test_seed_study_gathers_peers_from_both_parts_and_refuses_mixed_recipes(seed_study, tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"time_to_quality": {"peers": [peer_run("s", 42, 0.89)]}}))
+    second.write_text(json.dumps({"peer_spread": {"runs": [peer_run("s", 43, 0.88), peer_run("s", 44, 0.87)]}}))
+    values, settings = seed_study.peer_values([first, second])
+    assert values == {"s": {42: 0.89, 43: 0.88, 44: 0.87}} and settings["s"] == {"learning_rate": 5e-5, "steps": 2000}
+    second.write_text(json.dumps({"peer_spread": {"runs": [peer_run("s", 43, 0.88, steps=1000)]}}))
+    with pytest.raises(SystemExit, match="the s peer of seed 43 was trained with other settings"):
+        seed_study.peer_values([first, second])
+    second.write_text(json.dumps({"peer_spread": {"runs": [peer_run("s", 42, 0.80)]}}))
+    with pytest.raises(SystemExit, match="a second s peer of seed 42"):
+        seed_study.peer_values([first, second])
+
+
+def test_seed_study_takes_each_runs_last_evaluation_and_refuses_another_recipe(seed_study, tmp_path):
+    from hfmtl.config.run_config import load_config, save_config
+
+    raw = {
+        "encoder": {"name_or_path": "tests/assets/tiny/encoder"},
+        "tasks": [{"name": "s", "kind": "classification", "data": {"train": "a.jsonl", "validation": "b.jsonl"}}],
+        "training": {"max_steps": 20, "warmup_steps": 2, "eval_every": 10},
+    }
+    (tmp_path / "recipe.yaml").write_text(json.dumps(raw))  # YAML reads JSON
+    config = load_config(tmp_path / "recipe.yaml")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config(tmp_path / "recipe.yaml", ["seed=45", "training.eval_every=5"]), run / "run_config.yaml")
+    evaluations = [{"step": step, "eval": {"s": {"accuracy": value}}} for step, value in ((10, 0.7), (20, 0.8))]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [{"step": 1}, *evaluations]))
+    curves = tmp_path / "curves.json"
+    curves.write_text(json.dumps({"evaluations": {"42": [{"step": 10, "s": 0.6}, {"step": 20, "s": 0.75}]}}))
+    seeds = seed_study.hfmtl_values([curves, run], config)
+    assert {seed: (point["step"], point["s"]) for seed, point in seeds.items()} == {42: (20, 0.75), 45: (20, 0.8)}
+    with pytest.raises(SystemExit, match="seed 42 is given twice"):
+        seed_study.hfmtl_values([curves, curves], config)
+    save_config(load_config(tmp_path / "recipe.yaml", ["training.learning_rate=1e-3"]), run / "run_config.yaml")
+    with pytest.raises(SystemExit, match=r"not trained with the config's recipe \(differs in \['training'\]\)"):
+        seed_study.hfmtl_values([run], config)
+    shorter = load_config(tmp_path / "recipe.yaml", ["training.max_steps=10"])
+    with pytest.raises(SystemExit, match="seed 42 ends at step 20, not the config's last step"):
+        seed_study.hfmtl_values([curves], shorter)
