@@ -90,11 +90,16 @@ def peer_forwards(config: RunConfig, labels: dict[str, tuple[str, ...] | None], 
 
 def matmul_peak(precision: str) -> float:
     """The best GFLOP/s of a square matmul over a few tries (the device's practical peak) in `precision`."""
+    return max(matmul_speeds(precision))
+
+
+def matmul_speeds(precision: str, tries: int = 5) -> list[float]:
+    """GFLOP/s of each of `tries` timings of three square matmuls in `precision`."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     size = 8192 if device == "cuda" else 2048
     a, b = (torch.randn(size, size, device=device, dtype=torch_dtype(precision)) for _ in range(2))
-    best = 0.0
-    for _ in range(5):
+    speeds = []
+    for _ in range(tries):
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -102,5 +107,5 @@ def matmul_peak(precision: str) -> float:
             a @ b
         if device == "cuda":
             torch.cuda.synchronize()
-        best = max(best, 3 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return best
+        speeds.append(3 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return speeds

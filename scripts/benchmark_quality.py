@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchmark_peer_serving import matmul_speeds
 from benchmark_peers import (  # scripts/ is on sys.path
     PeerSettings,
     score_peer,
@@ -93,8 +94,9 @@ def time_to_quality(base: RunConfig, args: argparse.Namespace, work: Path) -> di
     precision = base.training.mixed_precision
     validation = load_config_with(base, validation_overrides(base, args.quick))
     sets, pad_token_id = eval_sets(validation)
-    peers = []
+    peers, probes = [], []
     for task in validation.tasks:
+        probes.append(speed_probe(f"peer {task.name}", precision))
         run = train_peer(validation, task, ttq_peer_settings(task, precision, args.quick), work, measure=False)
         value = score_peer(run, task, sets[task.name], pad_token_id)
         peers.append({**run.record, "metric": main_metric(task.kind), "value": value})
@@ -103,6 +105,7 @@ def time_to_quality(base: RunConfig, args: argparse.Namespace, work: Path) -> di
     targets = {peer["task"]: (peer["metric"], peer["value"]) for peer in peers}
     seeds, model_dir = [], None
     for seed in args.seeds:
+        probes.append(speed_probe(f"hfmtl seed {seed}", precision))
         config = ttq_config(base, seed, args, work)
         if model_dir is not None:  # only the last seed's model is kept (for the ner_raw_text part)
             shutil.rmtree(model_dir.parent)
@@ -111,6 +114,7 @@ def time_to_quality(base: RunConfig, args: argparse.Namespace, work: Path) -> di
         seconds = crossing["train_seconds"]
         ratio = seconds / peer_seconds if crossing["reached"] and seconds is not None else None
         seeds.append({"seed": seed, **crossing, "ratio": ratio})
+    probes.append(speed_probe("the end", precision))
     ratios = [s["ratio"] for s in seeds]
     is_complete = None not in ratios
     return {
@@ -131,7 +135,15 @@ def time_to_quality(base: RunConfig, args: argparse.Namespace, work: Path) -> di
         },
         "validation_rows": validation_cap(args.quick),
         "model_dir": str(model_dir),
+        "speed_probes": probes,
+        "speed_spread": max(p["gflops"] for p in probes) / min(p["gflops"] for p in probes) - 1,
     }
+
+
+def speed_probe(before: str, precision: str) -> dict[str, Any]:
+    """The machine's matmul speed (median GFLOP/s of 5 timings) before a phase: a shared VM's speed drifts by
+    tens of percent within an hour, and a ratio of two phases' training times carries that drift."""
+    return {"before": before, "gflops": statistics.median(matmul_speeds(precision))}
 
 
 def peer_spread(base: RunConfig, tasks: list[str], seeds: list[int], work: Path, *, quick: bool) -> dict[str, Any]:

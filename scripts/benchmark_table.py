@@ -206,6 +206,14 @@ def time_to_quality_section(q: dict[str, Any]) -> list[str]:
         ]
     else:
         lines += ["", f"Reached by {q['reached']} of {len(q['seeds'])} seeds: no mean over seeds."]
+    if "speed_probes" in q:  # runs before the probes existed have none
+        probes = ", ".join(f"{p['before']} {p['gflops']:.0f}" for p in q["speed_probes"])
+        lines += [
+            "",
+            f"Machine speed before each phase (median matmul GFLOP/s of 5 timings): {probes}; spread "
+            f"{q['speed_spread']:.0%} (fastest over slowest, minus 1). A time ratio between two phases carries "
+            "the speed change between them.",
+        ]
     return lines
 
 
