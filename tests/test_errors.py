@@ -77,6 +77,13 @@ CASES = [
     ),
     Case(
         "config",
+        "a number YAML read where text is expected",
+        lambda t, r: ["data", config_with(t, tasks__sentiment__labels=[1.0, 2.0])],
+        "<tmp>/config.yaml: 'tasks.sentiment.labels.0' must be a string, got the number 1.0: write an integer, "
+        "or the text in quotes",
+    ),
+    Case(
+        "config",
         "unknown task kind",
         lambda t, r: ["data", config_with(t, tasks__ner__kind="pos_tagging")],
         "<tmp>/config.yaml: 'tasks.ner.kind' is 'pos_tagging'; expected one of: classification, token_classification, regression, multi_label_classification",
