@@ -1,8 +1,8 @@
-"""hfmtl's shipped recipe against the single-task Trainer peers over more seeds than one benchmark run holds:
-each task's validation figure at hfmtl's last evaluation (the model `hfmtl train` leaves) and at the end of
-each peer's standard recipe, per seed; each side's mean and sample standard deviation; the difference of the
-means and its standard error. Quality only: the runs it gathers come from different sessions, whose CPU
-speeds differ, so it gives no time ratio (time_to_quality in benchmark.py measures those side by side).
+"""hfmtl's shipped recipe against the single-task Trainer peers over more seeds than one benchmark run holds: each
+task's validation figure at hfmtl's last evaluation and at the end of each peer's standard recipe, per seed; each
+side's mean and sample standard deviation; the difference of the means and its standard error. Quality only: the
+runs it gathers come from different sessions, whose CPU speeds differ, so it gives no time ratio (time_to_quality in
+benchmark.py measures those side by side).
 
     python scripts/seed_study.py --config configs/quickstart.yaml \\
         --peers benchmarks/cpu.json benchmarks/seeds-cpu.json \\
@@ -76,20 +76,29 @@ def hfmtl_values(sources: list[Path], config: RunConfig) -> dict[int, dict[str, 
     for source in sources:
         if source.is_dir():
             run = load_config(source / "run_config.yaml")
-            differences = sorted(k for k in expected if recipe(run).get(k) != expected[k])
+            trained = recipe(run)
+            if expected["training"]["mixed_precision"] == "auto":  # a run config records what `auto` resolved to
+                trained["training"]["mixed_precision"] = "auto"
+            differences = sorted(k for k in expected if trained.get(k) != expected[k])
             if differences:
                 raise SystemExit(f"{source}: not trained with the config's recipe (differs in {differences})")
-            last = [record for record in read_metrics_log(source / "metrics.jsonl") if "eval" in record][-1]
-            found = {run.seed: {"step": last["step"]} | {t: last["eval"][t][m] for t, m in metrics.items()}}
+            log = [record for record in read_metrics_log(source / "metrics.jsonl") if "eval" in record]
+            curve = [{"step": r["step"]} | {t: r["eval"][t][m] for t, m in metrics.items()} for r in log]
+            found = {run.seed: curve}
+            precision = run.training.mixed_precision
         else:
             curves = json.loads(source.read_text(encoding="utf-8"))["evaluations"]
-            found = {int(seed): curve[-1] for seed, curve in curves.items()}
-        for seed, point in found.items():
+            found = {int(seed): curve for seed, curve in curves.items()}
+            precision = None  # not recorded in a curves file
+        for seed, curve in found.items():
+            point = curve[-1]
             if point["step"] != config.training.max_steps:
                 raise SystemExit(f"{source}: seed {seed} ends at step {point['step']}, not the config's last step")
             if seed in seeds:
                 raise SystemExit(f"{source}: seed {seed} is given twice")
+            # the whole curve is kept, so that the result file stands without the run folders it came from
             seeds[seed] = {"source": str(source), "step": point["step"], **{t: point[t] for t in metrics}}
+            seeds[seed] |= {"precision": precision, "evaluations": curve}
     return seeds
 
 
@@ -135,11 +144,12 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Made by `{meta['command']}` on {meta['date']}, from {', '.join(f'`{p}`' for p in meta['inputs'])}.",
         f"hfmtl: `{meta['config']}` as shipped, each seed's figure at its last evaluation (step "
-        f"{meta['max_steps']}), the model `hfmtl train` leaves. Peers: each task's standard single-task Trainer "
-        "recipe, its figure at the end of training. Quality only, no times: the runs come from different "
-        "sessions. A difference of means is *beyond noise* when it is more than twice its standard error, "
-        "sqrt(s1²/n1 + s2²/n2).",
+        f"{meta['max_steps']}; `hfmtl train` saves the evaluation with the best mean, which may be earlier). "
+        "Peers: each task's standard single-task Trainer recipe, its figure at the end of training, like "
+        "hfmtl's here. Quality only, no times: the runs come from different sessions. A difference of means "
+        "is *beyond noise* when it is more than twice its standard error, sqrt(s1²/n1 + s2²/n2).",
         "",
+        *([meta["note"], ""] if meta.get("note") else []),
         "| task | metric | hfmtl by seed | peer by seed | hfmtl mean ± sd | peer mean ± sd | Δ mean | noise |"
         " Δ paired by seed |",
         "|---|---|---|---|---:|---:|---:|---|---|",
@@ -170,6 +180,7 @@ def main() -> None:
     parser.add_argument("--peers", nargs="+", type=Path, required=True, help="benchmark.py result files")
     parser.add_argument("--hfmtl", nargs="+", type=Path, required=True, help="run folders or curves files")
     parser.add_argument("--out", type=Path, required=True, help="writes <out>.json and <out>.md")
+    parser.add_argument("--note", help="a paragraph printed under the header (e.g. how the run folders were made)")
     args = parser.parse_args()
     config = load_config(args.config)
     result = study(config, args.peers, args.hfmtl)
@@ -179,6 +190,7 @@ def main() -> None:
         "config": args.config,
         "max_steps": config.training.max_steps,
         "inputs": [str(p) for p in [*args.peers, *args.hfmtl]],
+        "note": args.note,
     }
     write_json_atomic(args.out.with_suffix(".json"), result)
     write_text_atomic(args.out.with_suffix(".md"), markdown(result))
