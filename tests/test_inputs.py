@@ -7,7 +7,12 @@ import yaml
 
 from hfmtl.cli import main
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.serve.predict_files import read_texts
+from hfmtl.serve.predict_files import located_texts
+
+
+def read_texts(path, text_field, text_pair_field=None):
+    return [item for _, item in located_texts(path, text_field, text_pair_field)]
+
 
 TEXTS = ["A warm, funny film.", "Jane Smith hated it.", "Paris in the rain"]
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 
-from hfmtl.atomic import temporary_path, write_text_atomic
+from hfmtl.atomic import temporary_path, write_json_atomic
 from hfmtl.errors import DataError
 
 CACHE_VERSION = 2
@@ -91,10 +91,6 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def write_json(path: Path, value: Any) -> None:
-    write_text_atomic(path, json.dumps(value))
-
-
 def _seal_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.seal.json")
 
@@ -105,7 +101,7 @@ def seal(path: Path, dataset: Dataset) -> Dataset:
     matches its seal is ever read back (a power loss, a partial copy of the cache)."""
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
-    write_json(_seal_path(path), {"rows": len(dataset), "bytes": path.stat().st_size})
+    write_json_atomic(_seal_path(path), {"rows": len(dataset), "bytes": path.stat().st_size})
     return dataset
 
 

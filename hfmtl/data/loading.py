@@ -12,6 +12,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
+from hfmtl.atomic import write_json_atomic
 from hfmtl.config.run_config import DataConfig, RunConfig, TaskConfig
 from hfmtl.data.cache import (
     WRITER_BATCH_ROWS,
@@ -24,7 +25,6 @@ from hfmtl.data.cache import (
     seal,
     tokenizer_digest,
     write_dataset,
-    write_json,
 )
 from hfmtl.data.readers import Row, detect_format, iter_rows, raise_problems
 from hfmtl.errors import DataError
@@ -271,5 +271,5 @@ def _inferred_labels(task: TaskConfig, train: _Source, limit: int | None) -> tup
     if len(labels) < 2:
         raise DataError(f"task '{task.name}': the training split has fewer than two distinct labels ({list(labels)})")
     with cache_writes(path.parent):
-        write_json(path, list(labels))
+        write_json_atomic(path, list(labels))
     return labels

@@ -106,11 +106,6 @@ def _located(error: InputError, pipeline: MultiTaskPipeline, located: list[tuple
 INPUT_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
 
 
-def read_texts(path: Path, text_field: str, text_pair_field: str | None = None) -> list[Any]:
-    """The texts of an input file (see `located_texts`), without where each one is."""
-    return [item for _, item in located_texts(path, text_field, text_pair_field)]
-
-
 def located_texts(path: Path, text_field: str, text_pair_field: str | None = None) -> list[tuple[str, Any]]:
     """The texts of an input file, read as what its suffix says: .txt (one text per non-empty line), .jsonl
     (the `text_field` of each object), .json (a list of strings, or of objects with `text_field`), .csv/.tsv
