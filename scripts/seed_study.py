@@ -40,7 +40,7 @@ def peer_values(paths: list[Path]) -> tuple[dict[str, dict[int, float]], dict[st
     values: dict[str, dict[int, float]] = {}
     settings: dict[str, dict[str, Any]] = {}
     for path in paths:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = read_result(path)
         runs = [
             *result.get("time_to_quality", {}).get("peers", []),
             *result.get("peer_spread", {}).get("runs", []),
@@ -59,6 +59,19 @@ def peer_values(paths: list[Path]) -> tuple[dict[str, dict[int, float]], dict[st
     return values, settings
 
 
+def read_result(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`, or an exit naming the file and what is wrong with it."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file or folder") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystemExit(f"{path}: not a JSON result file ({error})") from None
+    if not isinstance(result, dict):
+        raise SystemExit(f"{path}: not a JSON result file (expected an object)")
+    return result
+
+
 def recipe(config: RunConfig) -> dict[str, Any]:
     """What decides the trained model, from a run config: everything but seed, paths and evaluation cadence."""
     raw = config_to_dict(config)
@@ -75,6 +88,8 @@ def hfmtl_values(sources: list[Path], config: RunConfig) -> dict[int, dict[str, 
     seeds: dict[int, dict[str, Any]] = {}
     for source in sources:
         if source.is_dir():
+            if not (source / "run_config.yaml").is_file() or not (source / "metrics.jsonl").is_file():
+                raise SystemExit(f"{source}: not an hfmtl run folder (no run_config.yaml and metrics.jsonl)")
             run = load_config(source / "run_config.yaml")
             trained = recipe(run)
             if expected["training"]["mixed_precision"] == "auto":  # a run config records what `auto` resolved to
@@ -87,7 +102,9 @@ def hfmtl_values(sources: list[Path], config: RunConfig) -> dict[int, dict[str, 
             found = {run.seed: curve}
             precision = run.training.mixed_precision
         else:
-            curves = json.loads(source.read_text(encoding="utf-8"))["evaluations"]
+            curves = read_result(source).get("evaluations")
+            if not isinstance(curves, dict):
+                raise SystemExit(f"{source}: neither a run folder nor a file of evaluation curves by seed")
             found = {int(seed): curve for seed, curve in curves.items()}
             precision = None  # not recorded in a curves file
         for seed, curve in found.items():
