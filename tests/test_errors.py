@@ -174,6 +174,12 @@ CASES = [
     ),
     Case(
         "config",
+        "layer-wise learning-rate decay of 0",
+        lambda t, r: ["data", "configs/tiny.yaml", "--set", "training.layer_lr_decay=0"],
+        "configs/tiny.yaml: 'training.layer_lr_decay' must be in (0, 1] (1: no decay), got 0.0",
+    ),
+    Case(
+        "config",
         "token budget with random batches",
         lambda t, r: [
             "data",

@@ -60,6 +60,17 @@ def test_soft_sharing_copies_the_pretrained_top_layers_and_starts_with_zero_pena
         assert model.soft_sharing_penalty(task).item() == 0.0
 
 
+def test_layer_lr_decay_keeps_the_depth_of_soft_sharing_private_copies():
+    from hfmtl.train.optimization import layer_lr_factors
+
+    model = model_for("sharing.soft_layers=1")
+    factors = layer_lr_factors(model, 0.5)
+    assert {factors[id(p)] for p in model.encoder.embeddings.parameters()} == {0.25}
+    assert {factors[id(p)] for p in model.encoder.encoder.layer[0].parameters()} == {0.5}
+    assert {factors[id(p)] for p in model.private_layers.parameters()} == {1.0}  # copies of the top layer
+    assert not {id(p) for p in model.heads.parameters()} & factors.keys()
+
+
 def test_with_soft_sharing_a_step_on_one_task_changes_only_its_copy_and_head():
     model = model_for("sharing.soft_layers=1", "sharing.soft_penalty=0.1").train()
     optimizer = build_optimizer(model, tiny().training)

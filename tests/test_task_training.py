@@ -123,6 +123,40 @@ def test_a_head_learning_rate_multiplier_scales_that_head_only(tiny_config):
     assert sum(len(g["params"]) for g in optimizer.param_groups if {id(p) for p in g["params"]} <= ner) == len(ner)
 
 
+def test_layer_lr_decay_gives_each_encoder_depth_its_rate_and_the_heads_theirs(tiny_config):
+    from hfmtl.model.encoder import build_model
+
+    labels = {"sentiment": ("negative", "positive"), "ner": ("O", "B-PER", "I-PER"), "intensity": None}
+    labels |= {"emotions": ("joy", "anger", "fear"), "similarity": None}
+    model = build_model(tiny_config, labels)
+    training = dataclasses.replace(tiny_config.training, layer_lr_decay=0.5)
+    optimizer = build_optimizer(model, training, head_lr_multipliers={"ner": 10.0})
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(rate) == len(list(model.parameters()))
+    base = training.learning_rate
+    bottom, top = model.encoder.encoder.layer  # the tiny encoder has 2 layers
+    expected = [(model.encoder.embeddings, 0.25), (bottom, 0.5), (top, 1.0), (model.heads["ner"], 10.0)]
+    expected += [(model.heads["sentiment"], 1.0), (model.heads["intensity"], 1.0)]
+    for module, factor in expected:
+        assert [rate[id(p)] for p in module.parameters()] == pytest.approx(
+            [base * factor] * len(list(module.parameters()))
+        )
+    decays = {id(p) for group in optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
+    assert decays == {id(p) for p in model.parameters() if p.dim() >= 2}  # biases and norms still do not decay
+
+
+def test_layer_lr_decay_needs_an_encoder_whose_layers_it_can_find():
+    from types import SimpleNamespace
+
+    from hfmtl.train.optimization import layer_lr_factors
+
+    model = SimpleNamespace(encoder=torch.nn.Sequential(torch.nn.Linear(2, 2)), num_layers=1)
+    with pytest.raises(
+        ConfigError, match=r"'training.layer_lr_decay' is 0.9, but .* need the encoder's layers .* Sequential has none"
+    ):
+        layer_lr_factors(model, 0.9)
+
+
 def test_patience_counts_each_task_on_its_own(tiny_config):
     tasks = tuple(
         dataclasses.replace(t, early_stopping_patience={"sentiment": 1, "ner": 2}.get(t.name))

@@ -114,6 +114,8 @@ def _check_training(training: TrainingConfig) -> None:
         )
     if training.learning_rate <= 0:
         raise ConfigError(f"'training.learning_rate' must be > 0, got {training.learning_rate}")
+    if not 0 < training.layer_lr_decay <= 1:
+        raise ConfigError(f"'training.layer_lr_decay' must be in (0, 1] (1: no decay), got {training.layer_lr_decay}")
     if training.weight_decay < 0:
         raise ConfigError(f"'training.weight_decay' must be >= 0, got {training.weight_decay}")
     patience = training.early_stopping_patience

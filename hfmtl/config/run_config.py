@@ -154,6 +154,11 @@ class TrainingConfig:
     """Linear warmup from 0 to the peak learning rate."""
     lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
     """Decay after warmup."""
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay: the top encoder layer trains at `learning_rate`, each layer below at
+    this factor times the rate of the one above, and the embeddings at one factor more (0.9 on 6 layers: the
+    bottom layer at 0.59x, the embeddings at 0.53x). Heads keep their own rate. Lower layers hold general
+    features that every task shares, so they move least. 1: one rate for the whole encoder."""
     max_grad_norm: float | None = 1.0
     """Clip the global gradient norm to this value; null disables clipping."""
     ema_decay: float | None = None

@@ -72,7 +72,7 @@ class MultiTaskModel(PreTrainedModel):
             if spec.layer is not None and not 1 <= spec.layer <= self.num_layers:
                 raise ValueError(f"task '{spec.name}' reads layer {spec.layer}; the encoder has 1..{self.num_layers}")
         if config.soft_layers:
-            parent, name, stack = _layer_stack(self.encoder)
+            parent, name, stack = layer_stack(self.encoder)
             if config.soft_layers > len(stack):
                 raise ValueError(f"soft_layers={config.soft_layers}, but the encoder has {len(stack)} layers")
             top = nn.ModuleList(stack[self.num_shared_layers :])
@@ -123,7 +123,7 @@ class MultiTaskModel(PreTrainedModel):
         )
         model = cls(config, encoder_code=EncoderCode(encoder_name_or_path, revision) if trust_remote_code else None)
         if soft_layers:
-            parent, name, stack = _layer_stack(encoder)
+            parent, name, stack = layer_stack(encoder)
             for copies in model.private_layers.values():
                 copies.load_state_dict(nn.ModuleList(stack[model.num_shared_layers :]).state_dict())
             setattr(parent, name, nn.ModuleList(stack[: model.num_shared_layers]))
@@ -254,7 +254,7 @@ class MultiTaskModel(PreTrainedModel):
 LAYER_STACKS = (("encoder", "layer"), ("transformer", "layer"), ("layers",))
 
 
-def _layer_stack(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
+def layer_stack(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     """Where an encoder keeps its list of transformer layers: (parent module, attribute name, the list)."""
     for path in LAYER_STACKS:
         parent: Any = encoder
@@ -264,8 +264,8 @@ def _layer_stack(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
         if isinstance(stack, nn.ModuleList):
             return parent, path[-1], stack
     raise ValueError(
-        f"soft sharing needs the encoder's layers as a ModuleList at .encoder.layer (BERT, RoBERTa, ELECTRA, "
-        f"DeBERTa), .transformer.layer or .layers; {type(encoder).__name__} has none of these"
+        f"soft sharing and layer-wise learning rates need the encoder's layers as a ModuleList at .encoder.layer "
+        f"(BERT, RoBERTa, ELECTRA, DeBERTa), .transformer.layer or .layers; {type(encoder).__name__} has none of these"
     )
 
 

@@ -10,6 +10,8 @@ from torch import nn
 from transformers import get_scheduler
 
 from hfmtl.config.run_config import TrainingConfig
+from hfmtl.errors import ConfigError
+from hfmtl.model.modeling import layer_stack
 
 
 def build_optimizer(
@@ -21,9 +23,11 @@ def build_optimizer(
 ) -> torch.optim.AdamW:
     """AdamW over two groups: weight matrices decay; biases and LayerNorm weights (1-d tensors) do not.
     The heads named in `head_lr_multipliers` (task → multiplier of the learning rate) get two groups of their
-    own at the scaled rate; the schedule scales every group alike. `extra_groups` are further parameter groups
+    own at the scaled rate; with `training.layer_lr_decay` below 1 each encoder depth gets groups of its own
+    (`layer_lr_factors`); the schedule scales every group alike. `extra_groups` are further parameter groups
     with settings of their own (e.g. learned loss weights)."""
-    multiplier = {
+    multiplier = layer_lr_factors(model, training.layer_lr_decay) if training.layer_lr_decay != 1 else {}
+    multiplier |= {
         id(parameter): factor
         for task, factor in (head_lr_multipliers or {}).items()
         for parameter in model.heads[task].parameters()
@@ -45,6 +49,32 @@ def build_optimizer(
     # The fused kernel is the fastest on GPU, and on any device it can skip an update on the device itself
     # (`found_inf`), which is how the loop drops a non-finite step without waiting for the step to finish.
     return torch.optim.AdamW(groups, lr=training.learning_rate, fused=True)
+
+
+def layer_lr_factors(model: nn.Module, decay: float) -> dict[int, float]:
+    """Learning-rate factor of every encoder parameter (by `id`) under layer-wise decay: `decay ** (L - depth)`,
+    where the embeddings are depth 0, transformer layer k (from the bottom, 1-based) depth k, and L the
+    encoder's number of layers. Soft sharing's private copies of the top layers keep their layers' depths;
+    encoder parameters outside embeddings and layers (a final norm, DeBERTa's relative positions used by
+    every layer) count as the top. Heads are not in the map: they train at the base rate (or their own)."""
+    try:
+        _, _, shared = layer_stack(model.encoder)
+    except ValueError as error:
+        raise ConfigError(f"'training.layer_lr_decay' is {decay}, but {error}") from None
+    layers = list(enumerate(shared, start=1))
+    for copies in getattr(model, "private_layers", {}).values():
+        layers += enumerate(copies, start=len(shared) + 1)
+    total = model.num_layers
+    factors: dict[int, float] = {}
+    embeddings = getattr(model.encoder, "embeddings", None)
+    for parameter in embeddings.parameters() if embeddings is not None else ():
+        factors[id(parameter)] = decay**total
+    for depth, layer in layers:
+        for parameter in layer.parameters():
+            factors[id(parameter)] = decay ** (total - depth)
+    for parameter in model.encoder.parameters():
+        factors.setdefault(id(parameter), 1.0)
+    return factors
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, training: TrainingConfig) -> torch.optim.lr_scheduler.LambdaLR:
