@@ -59,6 +59,7 @@ def hfmtl_settings(config: RunConfig, *, steps: int) -> dict[str, Any]:
     return {
         "batch_size": batch_sizes if len(set(batch_sizes.values())) > 1 else training.batch_size,
         "learning_rate": training.learning_rate,
+        "layer_lr_decay": training.layer_lr_decay,
         "precision": training.mixed_precision,
         "sampling": "group_by_length" if training.group_by_length else "random",
         "task_sampling": config.sampling.strategy,

@@ -15,6 +15,8 @@ def settings_text(settings: dict[str, Any], who: str = "Trainer") -> str:
     """A peer's (or hfmtl's) settings on one line: batch, lr, precision, sampling, steps."""
     steps_text, batch_text = per_task_text(settings["steps"]), per_task_text(settings["batch_size"])
     parts = [who, f"batch {batch_text}", f"lr {settings['learning_rate']:g}"]
+    if settings.get("layer_lr_decay", 1) != 1:
+        parts.append(f"layer-wise lr decay {settings['layer_lr_decay']:g}")
     if "warmup" in settings:
         parts.append(f"warmup {settings['warmup']:g}")
     if "max_length" in settings:

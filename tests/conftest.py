@@ -81,10 +81,17 @@ def run_two_processes(*args: str) -> None:
 
 
 def load_script(name: str) -> Any:
-    """scripts/<name>.py as a module (scripts/ is not a package, and the benchmarks import it by file)."""
+    """scripts/<name>.py as a module (scripts/ is not a package, and the benchmarks import it by file). The
+    scripts import each other by name, as when run from scripts/, so that folder is on the path while it loads."""
     import importlib.util
+    import sys
 
+    scripts = str(REPO / "scripts")
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, scripts)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(scripts)
     return module

@@ -63,6 +63,8 @@ def test_hfmtl_settings_line_names_the_task_mix():
         "task weights sentiment 0.2 / ner 0.8 moving to sentiment 0.6 / ner 0.4"
     )
     assert "task weights" not in text.settings_text({**settings, "task_weights": None, "final_task_weights": None})
+    assert "layer-wise lr decay 0.9 · fp32" in text.settings_text({**settings, "layer_lr_decay": 0.9})
+    assert "layer-wise" not in text.settings_text({**settings, "layer_lr_decay": 1.0})
 
 
 def test_hfmtl_settings_record_the_shipped_task_mix():
@@ -74,6 +76,7 @@ def test_hfmtl_settings_record_the_shipped_task_mix():
     assert settings["task_weights"] == config.sampling.weights
     assert config.sampling.final_weights is not None  # the quickstart's mix moves over the run
     assert settings["final_task_weights"] == config.sampling.final_weights
+    assert settings["layer_lr_decay"] == config.training.layer_lr_decay
 
 
 def test_time_to_quality_finds_the_first_evaluation_past_every_peer_and_keeps_the_curve(monkeypatch):
