@@ -134,6 +134,23 @@ def test_resume_refuses_a_different_config(tmp_path):
         train(changed, resume="latest")
 
 
+def test_a_checkpoint_from_before_a_config_key_existed_resumes_when_the_key_is_at_its_default(tiny_config):
+    import dataclasses
+
+    from hfmtl.config.run_config import config_to_dict
+    from hfmtl.train.checkpoint import config_differences
+
+    current = config_to_dict(tiny_config)
+    older = config_to_dict(tiny_config)  # as an hfmtl without these two keys wrote it
+    del older["training"]["layer_lr_decay"]
+    del next(task for task in older["tasks"] if task["name"] == "ner")["head_lr_multiplier"]
+    assert config_differences(older, current) == []
+    decayed = config_to_dict(
+        dataclasses.replace(tiny_config, training=dataclasses.replace(tiny_config.training, layer_lr_decay=0.9))
+    )
+    assert config_differences(older, decayed) == ["training.layer_lr_decay: None -> 0.9"]
+
+
 def test_a_fresh_run_will_not_silently_reuse_an_output_dir_with_checkpoints(tmp_path):
     train(tiny(tmp_path, *SHORT), stop_at_step=20)
     with pytest.raises(ConfigError, match="already holds checkpoints of an earlier run; pass --resume"):
