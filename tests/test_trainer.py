@@ -148,7 +148,9 @@ def test_a_checkpoint_from_before_a_config_key_existed_resumes_when_the_key_is_a
     decayed = config_to_dict(
         dataclasses.replace(tiny_config, training=dataclasses.replace(tiny_config.training, layer_lr_decay=0.9))
     )
-    assert config_differences(older, decayed) == ["training.layer_lr_decay: None -> 0.9"]
+    assert config_differences(older, decayed) == ["training.layer_lr_decay: 1.0 -> 0.9"]
+    older["training"]["no_longer_a_key"] = 3  # what today's config cannot read is compared as written
+    assert "training.no_longer_a_key: 3 -> None" in config_differences(older, current)
 
 
 def test_a_fresh_run_will_not_silently_reuse_an_output_dir_with_checkpoints(tmp_path):

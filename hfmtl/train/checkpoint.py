@@ -13,15 +13,15 @@ import logging
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
 
 from hfmtl.atomic import file_sha256, write_json_atomic
-from hfmtl.config.parsing import plain_data
-from hfmtl.config.run_config import EncoderConfig, RunConfig, TaskConfig, config_to_dict
+from hfmtl.config.parsing import build_dataclass
+from hfmtl.config.run_config import RunConfig, config_to_dict
 from hfmtl.errors import ConfigError
 
 CHECKPOINTS = "checkpoints"
@@ -168,42 +168,22 @@ def load_checkpoint(
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two config dicts, except the ones a resume may change. A key the
-    saved config lacks (written by an hfmtl from before the key existed) is unchanged when the current value is
-    the key's default: a new key's default is what the older code did."""
-    flat_saved, flat_current = _flatten(saved), _flatten(current)
-    defaults = _config_defaults([task["name"] for task in current.get("tasks", [])])
+    """Dotted keys whose values differ between two config dicts, except the ones a resume may change. The saved
+    config is read with today's defaults for the keys it lacks (a checkpoint written before a key existed):
+    a new key's default is what the older code did."""
+    flat_saved, flat_current = _flatten(_with_defaults(saved)), _flatten(current)
     return [
         f"{key}: {flat_saved.get(key)!r} -> {flat_current.get(key)!r}"
         for key in sorted(set(flat_saved) | set(flat_current))
-        if flat_saved.get(key) != flat_current.get(key)
-        and not key.startswith(RESUMABLE_CHANGES)
-        and not (key not in flat_saved and key in defaults and flat_current[key] == defaults[key])
+        if flat_saved.get(key) != flat_current.get(key) and not key.startswith(RESUMABLE_CHANGES)
     ]
 
 
-def _config_defaults(task_names: list[str]) -> dict[str, Any]:
-    """The default of every config key that has one, as dotted keys of `_flatten`'s shape."""
-    defaults = _field_defaults(RunConfig, "") | _field_defaults(EncoderConfig, "encoder.")
-    for name in task_names:
-        defaults |= _field_defaults(TaskConfig, f"tasks.{name}.")
-    return defaults
-
-
-def _field_defaults(cls: type, prefix: str) -> dict[str, Any]:
-    defaults: dict[str, Any] = {}
-    for each in fields(cls):
-        if each.default is not MISSING:
-            value = each.default
-        elif each.default_factory is not MISSING:
-            value = each.default_factory()
-        else:
-            continue  # a required key: always saved
-        if is_dataclass(value):
-            defaults |= _field_defaults(type(value), f"{prefix}{each.name}.")
-        else:
-            defaults[f"{prefix}{each.name}"] = plain_data(value)
-    return defaults
+def _with_defaults(saved: Mapping[str, Any]) -> Mapping[str, Any]:
+    try:
+        return config_to_dict(build_dataclass(RunConfig, saved))
+    except ConfigError:  # a key since removed or a value no longer valid: compared as written, so it shows
+        return saved
 
 
 def file_digests(folder: Path) -> dict[str, dict[str, Any]]:
