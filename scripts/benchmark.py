@@ -13,7 +13,8 @@ Parts (all but `mfu` by default; `--parts` re-runs some and keeps the others' fi
   config (random weights, no download) on the task mix, over the device's measured matmul peak.
 - `train`: real tokens/s, examples/s, padding efficiency, training FLOP/s of hfmtl on the task mix vs the
   Trainer on the same tasks one after another (same steps per task), once with length-grouped batches (its
-  strongest setting) and once with its default random batches.
+  strongest setting) and once with its default random batches. `--train-rounds N` runs hfmtl and the
+  length-grouped peer in turn N times and reports each round's ratio beside the pooled one.
 - `inference`: texts/s of MultiTaskPipeline vs the single-task models as transformers pipelines and as
   plain length-sorted forwards, over the same texts.
 - `batch_shape` (GPU check, not by default): hfmtl's real tokens/s on the task mix with and without padding
@@ -70,6 +71,7 @@ FORMAT = 2
 """Version of the JSON layout; a partial re-run refuses to merge into a file of another version."""
 SIZES: dict[str, tuple[Any, Any]] = {
     "steps": (90, 30),
+    "train_rounds": (1, 1),
     "mfu_steps": (200, 8),
     "repeats": (3, 1),
     "texts": (1000, 200),
@@ -110,7 +112,7 @@ def main() -> None:
         if part == "mfu":
             results["mfu"] = model_flops_utilization(base, args.mfu_steps, work)
         elif part == "train":
-            results["train"], results["padding"] = throughput(base, args.steps, args.repeats, work)
+            results["train"], results["padding"] = throughput(base, args.steps, args.repeats, work, args.train_rounds)
         elif part == "inference":
             results["inference"] = inference(base, args.texts, args.repeats)
         elif part == "batch_shape":
@@ -154,6 +156,7 @@ def parse_args() -> argparse.Namespace:
     )
     sizes = {
         "steps": "train part: steps per run, split by the task mix",
+        "train_rounds": "train part: hfmtl and the length-grouped peer in turn, this many times (pooled)",
         "mfu_steps": "mfu part: steps of the BERT-base-size run",
         "repeats": "train and inference parts: timed repeats",
         "texts": "inference part: texts answered",
@@ -191,6 +194,8 @@ def parse_args() -> argparse.Namespace:
     for dest, defaults in SIZES.items():
         if getattr(args, dest) is None:
             setattr(args, dest, defaults[args.quick])
+    if args.train_rounds < 1:
+        parser.error(f"--train-rounds must be at least 1, got {args.train_rounds}")
     if args.token_budget < 1:
         parser.error(f"--token-budget must be at least 1 (padded tokens per batch), got {args.token_budget}")
     has_model = args.model_dir or {"time_to_quality", "quality"} & set(args.parts)
@@ -250,7 +255,12 @@ def plan(args: argparse.Namespace, base: RunConfig, meta: dict[str, Any]) -> dic
         hfmtl.append({"seed": seed, **{k: getattr(training, k) for k in ("max_steps", "warmup_steps", "eval_every")}})
     parts: dict[str, Any] = {
         "mfu": {"steps": args.mfu_steps, "encoder": "BERT-base size, random weights"},
-        "train": {"steps": args.steps, "repeats": args.repeats, "peers": ["group_by_length", "random"]},
+        "train": {
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "rounds": args.train_rounds,
+            "peers": ["group_by_length", "random"],
+        },
         "inference": {"texts": args.texts, "repeats": args.repeats},
         "batch_shape": {"steps": args.steps, "repeats": args.repeats, "token_budget": args.token_budget},
         "quality": {"hfmtl_steps": args.quality_steps, "validation_rows": validation_cap(args.quick)},

@@ -22,21 +22,29 @@ from hfmtl.train.records import read_metrics_log
 from hfmtl.train.trainer import TrainResult
 
 
-def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def throughput(
+    base: RunConfig, steps: int, repeats: int, work: Path, rounds: int = 1
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """hfmtl on the task mix vs the Trainer on each task in turn (steps split by the same mix), with
-    length-grouped and with random batches. Returns the train figures and the padding efficiencies."""
-    ours, result = hfmtl_throughput(base, steps, repeats, work / "throughput")
-    mix = Counter(result.tasks)
-    task_steps = {task.name: max(1, round(steps * mix[task.name] / len(result.tasks))) for task in base.tasks}
-    peers = {}
-    for key, sampling in (("grouped_peer", "group_by_length"), ("default_peer", "random")):
-        runs = [
-            train_peer(
-                base, task, matched_settings(base, task, sampling, task_steps[task.name]), work, measure=True
-            ).record
-            for task in base.tasks
-        ]
-        peers[key] = peer_throughput(runs)
+    length-grouped and with random batches. Returns the train figures and the padding efficiencies.
+
+    With `rounds` > 1, hfmtl and the length-grouped peer run in turn that many times, the same work each time:
+    on a shared machine whose speed drifts within the hour, the rounds' ratios show that drift as a spread
+    instead of hiding it in one ratio. The headline figures pool the rounds (all tokens over all seconds)."""
+    ours_rounds, grouped_rounds, grouped_runs = [], [], []
+    for number in range(rounds):
+        ours, result = hfmtl_throughput(base, steps, repeats, work / f"throughput-{number}")
+        mix = Counter(result.tasks)
+        task_steps = {task.name: max(1, round(steps * mix[task.name] / len(result.tasks))) for task in base.tasks}
+        runs = peer_runs(base, task_steps, "group_by_length", work)
+        ours_rounds.append(ours)
+        grouped_rounds.append(peer_throughput(runs))
+        grouped_runs += runs
+    peers = {
+        "grouped_peer": peer_throughput(grouped_runs),
+        "default_peer": peer_throughput(peer_runs(base, task_steps, "random", work)),
+    }
+    ours = pooled_hfmtl(ours_rounds)
     layer_parameters = encoder_layer_parameters(base)
     peak = matmul_peak(base.training.mixed_precision)
     figures = {
@@ -44,6 +52,14 @@ def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[d
         **peers,
         "ratio_vs_grouped_peer": ours["tokens_per_second"] / peers["grouped_peer"]["tokens_per_second"],
         "ratio_vs_default_peer": ours["tokens_per_second"] / peers["default_peer"]["tokens_per_second"],
+        "rounds": [
+            {
+                "hfmtl_tokens_per_second": o["tokens_per_second"],
+                "grouped_peer_tokens_per_second": g["tokens_per_second"],
+                "ratio_vs_grouped_peer": o["tokens_per_second"] / g["tokens_per_second"],
+            }
+            for o, g in zip(ours_rounds, grouped_rounds, strict=True)
+        ],
         "matmul_peak_gflops": peak,
         "encoder_layer_parameters": layer_parameters,
         **{
@@ -53,6 +69,27 @@ def throughput(base: RunConfig, steps: int, repeats: int, work: Path) -> tuple[d
     }
     padding = {who: figures["padding_efficiency"] for who, figures in (("hfmtl", ours), *peers.items())}
     return figures, padding
+
+
+def peer_runs(base: RunConfig, task_steps: dict[str, int], sampling: str, work: Path) -> list[dict[str, Any]]:
+    """The Trainer on each task in turn, `task_steps` steps each, with the hfmtl run's matched settings."""
+    settings = {task.name: matched_settings(base, task, sampling, task_steps[task.name]) for task in base.tasks}
+    return [train_peer(base, task, settings[task.name], work, measure=True).record for task in base.tasks]
+
+
+def pooled_hfmtl(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """hfmtl's figures over several runs of the same work: all their tokens over all their seconds."""
+    totals = {key: sum(r[key] for r in rounds) for key in ("tokens", "examples", "padded_tokens", "seconds")}
+    return {**rates(**totals), **totals, "settings": rounds[0]["settings"], "runs": len(rounds)}
+
+
+def rates(tokens: float, examples: float, padded_tokens: float, seconds: float) -> dict[str, Any]:
+    return {
+        "tokens_per_second": tokens / seconds,
+        "examples_per_second": examples / seconds,
+        "padding_efficiency": tokens / padded_tokens,
+        "estimate": "total",  # older files took the median of the windows' rates
+    }
 
 
 def hfmtl_throughput(
@@ -89,12 +126,13 @@ def hfmtl_throughput(
         padded += logged["tokens_per_second"] * window_seconds / logged["padding_efficiency"]
         seconds += window_seconds
     ours: dict[str, Any] = {
-        "tokens_per_second": tokens / seconds,
-        "examples_per_second": examples / seconds,
-        "padding_efficiency": tokens / padded,
-        "estimate": "total",  # older files took the median of the windows' rates
+        **rates(tokens, examples, padded, seconds),
+        "tokens": tokens,
+        "examples": examples,
+        "padded_tokens": padded,
+        "seconds": seconds,
+        "settings": hfmtl_settings(config, steps=total),
     }
-    ours["settings"] = hfmtl_settings(config, steps=total)
     return ours, result
 
 

@@ -158,3 +158,39 @@ def test_seed_study_takes_each_runs_last_evaluation_and_refuses_another_recipe(s
     shorter = load_config(tmp_path / "recipe.yaml", ["training.max_steps=10"])
     with pytest.raises(SystemExit, match="seed 42 ends at step 20, not the config's last step"):
         seed_study.hfmtl_values([curves], shorter)
+
+
+def test_train_rounds_pool_all_tokens_over_all_seconds_and_show_each_ratio():
+    speed, table = load_script("benchmark_speed"), load_script("benchmark_table")
+    settings = {"batch_size": 32, "learning_rate": 1e-4, "precision": "bf16", "sampling": "group_by_length"}
+    ours_settings = {**settings, "steps": 9, "task_sampling": "fixed"}
+    hfmtl_rounds = [
+        {"tokens": 1000, "examples": 50, "padded_tokens": 1250, "seconds": 10.0, "settings": ours_settings},
+        {"tokens": 1000, "examples": 50, "padded_tokens": 1250, "seconds": 40.0, "settings": ours_settings},
+    ]
+    ours = speed.pooled_hfmtl(hfmtl_rounds)
+    # 2000 tokens in 50 s: 40/s, not the mean of the rounds' rates (100/s and 25/s).
+    assert (ours["tokens_per_second"], ours["padding_efficiency"], ours["runs"]) == (40.0, 0.8, 2)
+
+    def peer(rate: float) -> dict:
+        run = {"task": "s", "settings": {**settings, "steps": 9}, "steps": 9, "seconds": 10.0}
+        return speed.peer_throughput([{**run, "tokens": rate * 10, "examples": rate, "padded_tokens": rate * 11}])
+
+    figures = {
+        "hfmtl": ours,
+        "grouped_peer": peer(50.0),
+        "default_peer": peer(20.0),
+        "rounds": [
+            {"hfmtl_tokens_per_second": 100.0, "grouped_peer_tokens_per_second": 50.0, "ratio_vs_grouped_peer": 2.0},
+            {"hfmtl_tokens_per_second": 25.0, "grouped_peer_tokens_per_second": 50.0, "ratio_vs_grouped_peer": 0.5},
+        ],
+        "hfmtl_training_gflops": 1.0,
+        "grouped_peer_training_gflops": 1.0,
+        "default_peer_training_gflops": 1.0,
+        "matmul_peak_gflops": 10.0,
+        "encoder_layer_parameters": 1e6,
+    }
+    text = "\n".join(table.train_section(figures))
+    assert "| Trainer, length-grouped |" in text and "| 0.80× |" in text  # 40 over 50, pooled
+    assert "ratios 2.00× (100 vs 50), 0.50× (25 vs 50); min 0.50×, max 2.00×" in text
+    assert "rounds" not in "\n".join(table.train_section({**figures, "rounds": figures["rounds"][:1]}))
