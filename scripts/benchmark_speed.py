@@ -9,13 +9,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import transformers
 from benchmark_peer_serving import matmul_peak, peer_forwards, peer_pipelines, torch_dtype  # scripts/ is on sys.path
 from benchmark_peers import train_peer
 from benchmark_runs import hfmtl_settings, load_config_with, matched_settings, peer_settings, timed, train
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from hfmtl.config.run_config import RunConfig
-from hfmtl.data.loading import load_all_tasks
+from hfmtl.config.run_config import RunConfig, task_batch_size
+from hfmtl.data.batching import length_grouped_batches, padding_efficiency
+from hfmtl.data.loading import load_all_tasks, tokenize_task
 from hfmtl.model.encoder import build_model, load_tokenizer, resolve_encoder
 from hfmtl.serve.pipeline import MultiTaskPipeline
 from hfmtl.train.records import read_metrics_log
@@ -60,6 +64,7 @@ def throughput(
             }
             for o, g in zip(ours_rounds, grouped_rounds, strict=True)
         ],
+        "full_pass_padding": full_pass_padding(base),
         "matmul_peak_gflops": peak,
         "encoder_layer_parameters": layer_parameters,
         **{
@@ -69,6 +74,27 @@ def throughput(
     }
     padding = {who: figures["padding_efficiency"] for who, figures in (("hfmtl", ours), *peers.items())}
     return figures, padding
+
+
+def full_pass_padding(base: RunConfig) -> dict[str, dict[str, float]]:
+    """Each task's padding efficiency over one whole pass of its training rows, batched by hfmtl's length
+    grouping and by the Trainer's `group_by_length` sampler (seeded alike). The timed runs above see a few
+    hundred batches of a pass, whose padding depends on which ones they drew; over a pass the two agree or not."""
+    tokenizer = load_tokenizer(base.encoder)
+    figures = {}
+    data = load_all_tasks(base)
+    for task in base.tasks:
+        rows = tokenize_task(data[task.name], tokenizer, base.encoder.max_length)["train"]["input_ids"]
+        lengths, size = [len(row) for row in rows], task_batch_size(task, base.training)
+        ours = length_grouped_batches(lengths, size, np.random.default_rng(base.seed))
+        generator = torch.Generator().manual_seed(base.seed)
+        order = get_length_grouped_indices(lengths, size, generator=generator)
+        theirs = [order[i : i + size] for i in range(0, len(order), size)]
+        figures[task.name] = {
+            "hfmtl": padding_efficiency(lengths, ours),
+            "grouped_peer": padding_efficiency(lengths, theirs),
+        }
+    return figures
 
 
 def peer_runs(base: RunConfig, task_steps: dict[str, int], sampling: str, work: Path) -> list[dict[str, Any]]:

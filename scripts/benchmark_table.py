@@ -146,6 +146,16 @@ def train_section(t: dict[str, Any]) -> list[str]:
             f"{len(rounds)} rounds, hfmtl then the length-grouped peer, the same work each time (the figures above "
             f"pool them): ratios {each}; min {min(ratios):.2f}×, max {max(ratios):.2f}×.",
         ]
+    if "full_pass_padding" in t:  # older files lack it
+        each = ", ".join(
+            f"{task} {p['hfmtl']:.4f} vs {p['grouped_peer']:.4f}" for task, p in t["full_pass_padding"].items()
+        )
+        lines += [
+            "",
+            f"Padding efficiency over one whole pass of each task's training rows, hfmtl's length grouping vs the "
+            f"Trainer's `group_by_length` sampler: {each}. The timed runs draw a few hundred batches of a pass, "
+            "so their padding (and real tokens/s) also depends on which ones they drew.",
+        ]
     share = t["hfmtl_training_gflops"] / t["matmul_peak_gflops"]
     return [
         *lines,

@@ -184,6 +184,7 @@ def test_train_rounds_pool_all_tokens_over_all_seconds_and_show_each_ratio():
             {"hfmtl_tokens_per_second": 100.0, "grouped_peer_tokens_per_second": 50.0, "ratio_vs_grouped_peer": 2.0},
             {"hfmtl_tokens_per_second": 25.0, "grouped_peer_tokens_per_second": 50.0, "ratio_vs_grouped_peer": 0.5},
         ],
+        "full_pass_padding": {"s": {"hfmtl": 0.95, "grouped_peer": 0.96}},
         "hfmtl_training_gflops": 1.0,
         "grouped_peer_training_gflops": 1.0,
         "default_peer_training_gflops": 1.0,
@@ -193,4 +194,5 @@ def test_train_rounds_pool_all_tokens_over_all_seconds_and_show_each_ratio():
     text = "\n".join(table.train_section(figures))
     assert "| Trainer, length-grouped |" in text and "| 0.80× |" in text  # 40 over 50, pooled
     assert "ratios 2.00× (100 vs 50), 0.50× (25 vs 50); min 0.50×, max 2.00×" in text
+    assert "`group_by_length` sampler: s 0.9500 vs 0.9600." in text
     assert "rounds" not in "\n".join(table.train_section({**figures, "rounds": figures["rounds"][:1]}))
