@@ -79,7 +79,8 @@ def throughput(
 def full_pass_padding(base: RunConfig) -> dict[str, dict[str, float]]:
     """Each task's padding efficiency over one whole pass of its training rows, batched by hfmtl's length
     grouping and by the Trainer's `group_by_length` sampler (seeded alike). The timed runs above see a few
-    hundred batches of a pass, whose padding depends on which ones they drew; over a pass the two agree or not."""
+    hundred batches of a pass, whose padding depends on which ones they drew; a whole pass shows whether the
+    two ways of batching themselves differ."""
     tokenizer = load_tokenizer(base.encoder)
     figures = {}
     data = load_all_tasks(base)
@@ -110,6 +111,7 @@ def pooled_hfmtl(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def rates(tokens: float, examples: float, padded_tokens: float, seconds: float) -> dict[str, Any]:
+    """Real tokens/s, examples/s and padding efficiency from the totals of the timed steps."""
     return {
         "tokens_per_second": tokens / seconds,
         "examples_per_second": examples / seconds,
