@@ -44,6 +44,16 @@ def data_file(tmp: Path, name: str, text: str) -> str:
     return str(tmp / name)
 
 
+def earlier_run(tmp: Path, *files: str) -> str:
+    """An earlier run's folder, tmp/run: its run_config.yaml, a model, and `files` (relative paths) of the user's."""
+    run = tmp / "run"
+    (run / "model").mkdir(parents=True)
+    for name in ("run_config.yaml", "model/config.json", *files):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("x")
+    return str(run)
+
+
 def data_config(tmp: Path, task: str, name: str, text: str, **changes: object) -> str:
     """The tiny config reading its data from tmp, where one task's training file is replaced by `text`."""
     for tiny_file in (REPO / "tests" / "assets" / "tiny" / "data").iterdir():
@@ -93,6 +103,13 @@ CASES = [
         "duplicate task names",
         lambda t, r: ["data", config_with(t, tasks__ner__name="sentiment")],
         "<tmp>/config.yaml: task name 'sentiment' is used twice; task names must be unique",
+    ),
+    Case(
+        "config",
+        "task named like a module attribute",
+        lambda t, r: ["data", config_with(t, tasks__ner__name="type")],
+        "<tmp>/config.yaml: 'tasks.type.name' is 'type', a name PyTorch modules use for their own attributes; "
+        "choose another",
     ),
     Case(
         "config",
@@ -500,6 +517,20 @@ CASES = [
         ],
         "output_dir '<tmp>' is not empty and does not hold an earlier hfmtl run (notes.txt); hfmtl never removes "
         "files it did not write: choose another folder with --set output_dir=...",
+    ),
+    Case(
+        "training",
+        "--overwrite of a run holding the user's files",
+        lambda t, r: [
+            "train",
+            "configs/tiny.yaml",
+            "--overwrite",
+            "--set",
+            f"output_dir={earlier_run(t, 'model/NOTES.md', 'report-mine.md')}",
+        ],
+        "output_dir '<tmp>/run' holds an earlier hfmtl run, and files it did not write among that run's outputs "
+        "(model/NOTES.md, report-mine.md); hfmtl never removes files it did not write: move them out, or choose "
+        "another folder with --set output_dir=...",
     ),
     Case(
         "training",

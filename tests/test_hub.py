@@ -13,7 +13,8 @@ from hub_server import FakeHub
 from huggingface_hub import ModelCard, snapshot_download
 
 from hfmtl.errors import ConfigError, ModelLoadError
-from hfmtl.hub.publish import ALLOWED_FILES, publish
+from hfmtl.hub.publish import publish
+from hfmtl.model.folder import MODEL_FILES
 from hfmtl.serve.pipeline import MultiTaskPipeline
 
 TOKEN = "hf_test_secret_token_123"
@@ -179,5 +180,5 @@ def test_the_cli_never_prints_the_token(model_dir):
         assert "Uploaded 7 files to me/cli" in result.stdout
         assert TOKEN not in result.stdout + result.stderr
         assert sorted(fake.repos["me/cli"]["branches"]["main"]) == sorted(
-            name for name in os.listdir(model_dir) if name in ALLOWED_FILES
+            name for name in os.listdir(model_dir) if name in MODEL_FILES
         ) + ["README.md"] * ("README.md" not in os.listdir(model_dir))

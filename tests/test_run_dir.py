@@ -32,8 +32,39 @@ def test_a_fresh_run_never_removes_an_earlier_model_without_overwrite(tmp_path):
     with pytest.raises(ConfigError, match=r"holds an earlier run \(model\); pass --resume to continue it"):
         train(tiny(run))
     assert kept.read_text() == "mine"
+    # --overwrite removes the earlier run's own files only: a file of the user's among them stops it.
+    with pytest.raises(ConfigError, match=r"files it did not write among that run's outputs \(model/my-notes\.txt\)"):
+        train(tiny(run), overwrite=True)
+    assert kept.read_text() == "mine"
+    kept.rename(tmp_path / "my-notes.txt")
     train(tiny(run), overwrite=True)  # asked for: the earlier run's files go, a fresh model comes
-    assert not kept.exists() and (run / "model" / "model.safetensors").is_file()
+    assert (run / "model" / "model.safetensors").is_file()
+
+
+def test_overwrite_checks_the_arguments_before_it_removes_anything(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(run))
+    with pytest.raises(ConfigError, match=r"--stop-at 99 must be after the current step"):
+        train(tiny(run), overwrite=True, stop_at_step=99)
+    assert (run / "model" / "model.safetensors").is_file()
+
+
+def test_a_resume_from_another_folders_checkpoint_gets_a_fresh_runs_check(tmp_path):
+    first = tmp_path / "first"
+    train(tiny(first, "training.save_every=2"), stop_at_step=2)
+    checkpoint = str(first / "checkpoints" / "checkpoint-0000002")
+    mine = tmp_path / "mine"
+    (mine / "model").mkdir(parents=True)
+    (mine / "model" / "my_weights.bin").write_text("precious")
+    with pytest.raises(ConfigError, match=r"is not empty and does not hold an earlier hfmtl run \(model\)"):
+        train(tiny(mine, "training.save_every=2"), resume=checkpoint)
+    assert (mine / "model" / "my_weights.bin").read_text() == "precious"
+    other = tmp_path / "other"
+    train(tiny(other))
+    with pytest.raises(ConfigError, match=r"holds an earlier run \(model\)"):
+        train(tiny(other, "training.save_every=2"), resume=checkpoint)
+    result = train(tiny(tmp_path / "new", "training.save_every=2"), resume=checkpoint)  # a new folder: fine
+    assert result.step == 4
 
 
 def test_a_folder_with_files_no_run_wrote_is_refused_even_with_overwrite(tmp_path):

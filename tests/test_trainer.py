@@ -334,6 +334,22 @@ def test_only_the_newest_checkpoints_are_kept_and_half_written_ones_are_ignored(
     assert result.step == 40 and len(result.tasks) == 10
 
 
+def test_retention_keeps_the_checkpoint_just_written_over_damaged_or_abandoned_ones(tmp_path):
+    settings = [*SHORT, "training.save_every=10", "training.keep_last=2"]
+    train(tiny(tmp_path, *settings), stop_at_step=20)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    damaged = checkpoints / "checkpoint-0000020" / "optimizer.bin"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    train(tiny(tmp_path, *settings), resume="latest", stop_at_step=15)  # falls back to step 10
+    # The damaged step 20 can never be resumed: kept, it would count as the newest and push out step 15.
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-0000010", "checkpoint-0000015"]
+    train(tiny(tmp_path, *settings), stop_at_step=25, resume="latest")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-0000020", "checkpoint-0000025"]
+    train(tiny(tmp_path, *settings), resume=str(checkpoints / "checkpoint-0000020"), stop_at_step=22)
+    # Resumed from an earlier checkpoint, the run goes on from there: step 25's continuation is abandoned.
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-0000020", "checkpoint-0000022"]
+
+
 def test_a_tracker_that_is_not_installed_is_named(tmp_path, monkeypatch):
     import importlib.util
 

@@ -24,26 +24,8 @@ from huggingface_hub.utils import validate_repo_id
 from hfmtl.errors import ConfigError
 from hfmtl.hub.model_card import render_model_card
 from hfmtl.model.check import check_weights, read_model_config, saved_shapes
-from hfmtl.model.folder import METRICS_FILE, RUN_CONFIG_FILE, check_model_dir, read_card_inputs
+from hfmtl.model.folder import MODEL_FILES, check_model_dir, read_card_inputs
 
-ALLOWED_FILES = (
-    "config.json",
-    "model.safetensors",
-    "model-*-of-*.safetensors",
-    "model.safetensors.index.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "README.md",
-    METRICS_FILE,
-    RUN_CONFIG_FILE,
-)
 REMOTE_CODE_FILE = "modeling_hfmtl.py"
 REMOTE_CODE_HELPERS = ("model_config.py", "heads.py", "encoder_code.py")
 """The modules modeling.py imports, uploaded under their own names with `--with-code`."""
@@ -65,7 +47,7 @@ def upload_plan(model_dir: Path, repo_id: str, *, with_code: bool = False) -> di
     plan: dict[str, bytes | Path] = {
         path.name: path
         for path in sorted(model_dir.iterdir())
-        if path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in ALLOWED_FILES)
+        if path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in MODEL_FILES)
     }
     for name in encoder_code_files(model_dir):  # an encoder's own modelling code, saved beside the weights
         if not (model_dir / name).is_file():
@@ -139,7 +121,7 @@ def encoder_code_files(model_dir: Path) -> list[str]:
 def download_model(repo_id: str, *, revision: str | None = None, endpoint: str | None = None) -> Path:
     """A published model's files in the local cache (downloaded when missing). Code files come along but run
     only if the caller opts in with `trust_remote_code`."""
-    patterns = [*ALLOWED_FILES, "*.py"]
+    patterns = [*MODEL_FILES, "*.py"]
     return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, endpoint=endpoint))
 
 

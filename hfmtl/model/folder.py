@@ -27,6 +27,27 @@ MODEL_DIR = "model"
 METRICS_FILE = "eval_results.json"
 RUN_CONFIG_FILE = "run_config.yaml"
 
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "README.md",
+    METRICS_FILE,
+    RUN_CONFIG_FILE,
+)
+"""What a model folder holds (name patterns): hfmtl's own files and those a tokenizer may save; an encoder's
+own modelling code (`*.py`) comes on top. What `hfmtl publish` uploads, and what `--overwrite` may remove."""
+
 
 def save_model_dir(
     model: MultiTaskModel,

@@ -88,7 +88,7 @@ def save_checkpoint(
         write_json_atomic(partial / MANIFEST, {"step": state.step, "files": file_digests(partial)})
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
-        _remove_old(output_dir, keep_last)
+        _remove_old(output_dir, keep_last, final)
     accelerator.wait_for_everyone()
     return final
 
@@ -204,10 +204,18 @@ def _checkpoints(output_dir: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def _remove_old(output_dir: Path, keep_last: int) -> None:
-    if keep_last > 0:
-        for path in _checkpoints(output_dir)[:-keep_last]:
-            shutil.rmtree(path)
+def _remove_old(output_dir: Path, keep_last: int, saved: Path) -> None:
+    """Keep the newest `keep_last` intact checkpoints up to the one just `saved`. Those of later steps are from a
+    continuation this run went back on (it resumed from an earlier one) and damaged ones can never be resumed:
+    left, either would count as the newest and push out the one just written."""
+    if keep_last <= 0:
+        return
+    checkpoints = _checkpoints(output_dir)
+    newer = checkpoints[checkpoints.index(saved) + 1 :]
+    older = [path for path in checkpoints[: checkpoints.index(saved)] if checkpoint_problem(path) is None]
+    damaged = [path for path in checkpoints[: checkpoints.index(saved)] if path not in older]
+    for path in [*newer, *damaged, *older[: max(0, len(older) - (keep_last - 1))]]:
+        shutil.rmtree(path)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

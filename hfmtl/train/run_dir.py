@@ -3,7 +3,8 @@
 A fresh run takes an empty or missing folder. A folder holding an earlier hfmtl run (its `run_config.yaml`)
 with something worth keeping (a model, a report, a complete checkpoint) is refused unless `--overwrite`,
 which removes only what a run writes; an earlier run that ended before saving anything (killed early) is
-simply replaced. A folder with anything else in it is refused, overwrite or not. The lock file names the
+simply replaced. A folder with anything else in it, or a file of the user's inside one of the run's own
+folders (a note in `model/`), is refused, overwrite or not. The lock file names the
 process and host; a lock whose process is gone (a killed run) is taken over with a warning, so `--resume`
 after a kill just works.
 """
@@ -11,6 +12,7 @@ after a kill just works.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hfmtl.errors import ConfigError
+from hfmtl.model.folder import MODEL_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,24 @@ RUN_OUTPUTS = (
     "tasks.json",
     "metrics.jsonl",
     ".metrics.jsonl.tmp",
+    ".*.partial",  # an atomic write a kill cut short (hfmtl.atomic)
     "checkpoints",
     "model",
+    "model.new",  # a model folder being swapped in when a kill came (hfmtl.model.folder.save_model_dir)
+    "model.old",
     "logs",
     "report-*",
 )
 """What `hfmtl train` (and `hfmtl evaluate`, beside the model folder) writes in an output folder."""
+WRITTEN_INSIDE = {
+    "model": (*MODEL_FILES, "*.py", ".*.partial"),
+    "report-*": ("report.json", "report.md", "report.html", "predictions/*.jsonl", ".*.partial", "*/.*.partial"),
+    "logs": ("events.out.tfevents.*", "*/events.out.tfevents.*", "wandb/*"),
+    "checkpoints": ("checkpoint-*/*.safetensors", "checkpoint-*/*.bin", "checkpoint-*/*.pt", "checkpoint-*/*.pkl",
+                    "checkpoint-*/*.json", "checkpoint-*/.*.partial"),
+}  # fmt: skip
+"""What those of the outputs that are folders hold (paths relative to the folder, `fnmatch` patterns, where
+`*` also crosses `/`): `--overwrite` removes such a folder whole only when it holds nothing else."""
 
 
 @contextlib.contextmanager
@@ -77,6 +92,13 @@ def earlier_run_files(output_dir: Path, *, overwrite: bool) -> list[Path]:
             f"output_dir '{output_dir}' holds an earlier run ({', '.join(kept)}); pass --resume to continue it, "
             "--overwrite to replace it, or --set output_dir=... for a new folder"
         )
+    inside = [name for path in entries for name in _foreign_inside(path)]
+    if inside:
+        raise ConfigError(
+            f"output_dir '{output_dir}' holds an earlier hfmtl run, and files it did not write among that run's "
+            f"outputs ({', '.join(inside[:5])}); hfmtl never removes files it did not write: move them out, or "
+            "choose another folder with --set output_dir=..."
+        )
     return entries
 
 
@@ -94,6 +116,30 @@ def _is_worth_keeping(path: Path) -> bool:
     if path.name == "checkpoints":
         return any(not child.name.endswith(".incomplete") for child in path.iterdir())
     return path.name == "model" or path.name.startswith("report-")
+
+
+def _foreign_inside(path: Path) -> list[str]:
+    """The files under one of a run's output folders that no run writes there (as `folder/relative path`); a
+    `report-*` entry that is not a folder is itself foreign. A link is removed, never followed: it holds nothing."""
+    kind = next(
+        (
+            key
+            for key in WRITTEN_INSIDE
+            if fnmatch.fnmatchcase(path.name.removesuffix(".new").removesuffix(".old"), key)
+        ),
+        None,
+    )
+    if kind is None or path.is_symlink():
+        return []
+    if not path.is_dir():
+        return [path.name] if kind == "report-*" else []
+    foreign = []
+    for folder, _, files in os.walk(path):  # links to folders are listed as files, and not walked
+        for name in files:
+            relative = (Path(folder) / name).relative_to(path).as_posix()
+            if not any(fnmatch.fnmatchcase(relative, pattern) for pattern in WRITTEN_INSIDE[kind]):
+                foreign.append(f"{path.name}/{relative}")
+    return sorted(foreign)
 
 
 def _is_run_output(name: str) -> bool:

@@ -33,6 +33,7 @@ from hfmtl.tasks import task_kind
 from hfmtl.tasks.labels import class_weights
 from hfmtl.train.averaging import WeightAverage, averaged_weights
 from hfmtl.train.checkpoint import (
+    CHECKPOINTS,
     TrainerState,
     load_checkpoint,
     resolve_resume,
@@ -91,7 +92,13 @@ def _train(
     training = config.training
     output_dir = Path(config.output_dir)
     resume_from = resolve_resume(output_dir, resume, overwrite)
-    leftovers = earlier_run_files(output_dir, overwrite=overwrite) if resume_from is None else []
+    # A run resumed from a checkpoint of another folder starts this folder afresh: it gets a fresh run's check,
+    # so that nothing of the user's (or of another run) in it is replaced.
+    is_own_checkpoint = (
+        resume_from is not None and resume_from.resolve().parent == (output_dir / CHECKPOINTS).resolve()
+    )
+    leftovers = [] if is_own_checkpoint else earlier_run_files(output_dir, overwrite=overwrite)
+    _last_step(training.max_steps, stop_at_step, 0)  # --stop-at is checked before anything is removed
     set_seed(config.seed)
 
     tokenizer = load_tokenizer(config.encoder)
@@ -155,7 +162,7 @@ def _train(
         if not learned:  # learned weights come back with the modules; DWA's state lives in the trainer state
             weighting.load_state_dict(progress.loss_weighting)
         _say(accelerator, f"Resumed from {resume_from} at step {progress.step}")
-    elif accelerator.is_main_process and leftovers:  # a fresh run: nothing of an earlier run may remain
+    if accelerator.is_main_process and leftovers:  # a fresh folder: nothing of an earlier run may remain
         _say(accelerator, f"Replacing the earlier run in {output_dir}: {', '.join(p.name for p in leftovers)}")
         remove_run_files(leftovers)
     last_step = _last_step(training.max_steps, stop_at_step, progress.step)
