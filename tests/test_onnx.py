@@ -106,7 +106,15 @@ def test_export_and_predict_from_the_command_line(trained, tmp_path, capsys):
     assert answer["sentiment"]["label"] == expected["sentiment"]["label"]
     assert main(["export", str(trained / "model"), "--out", str(out)]) == 2  # an earlier export: not replaced
     assert "pass --overwrite" in capsys.readouterr().err
+    (tmp_path / "onnx.new").mkdir()  # a folder of the user's beside the export: not the export's to remove
+    (tmp_path / "onnx.new" / "work.txt").write_text("mine")
     assert main(["export", str(trained / "model"), "--out", str(out), "--overwrite"]) == 0
+    assert (tmp_path / "onnx.new" / "work.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx", "onnx.new"]  # no temporary folder left
+    (out / "notes.txt").write_text("mine")  # the user's file inside an earlier export stops --overwrite
+    assert main(["export", str(trained / "model"), "--out", str(out), "--overwrite"]) == 2
+    assert "files it did not write (notes.txt)" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model.onnx").is_file()
 
 
 def test_bad_exports_are_clear_errors(trained, tmp_path):

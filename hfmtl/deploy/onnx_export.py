@@ -9,6 +9,7 @@ hfmtl), so that `MultiTaskPipeline.from_pretrained(DIR, backend="onnxruntime")` 
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import shutil
@@ -18,15 +19,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hfmtl.atomic import write_json_atomic
+from hfmtl.atomic import temporary_path, write_json_atomic
 from hfmtl.deploy.quantize import check_quantization, quantize_onnx
 from hfmtl.errors import ConfigError
-from hfmtl.model.folder import METRICS_FILE, RUN_CONFIG_FILE, load_model_dir
+from hfmtl.model.folder import METRICS_FILE, MODEL_FILES, RUN_CONFIG_FILE, LoadedModel, load_model_dir
 from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.tasks import task_kind
 
 ONNX_FILE = "model.onnx"
 TASKS_FILE = "hfmtl_tasks.json"
+EXPORT_FILES = (ONNX_FILE, TASKS_FILE, *MODEL_FILES)
+"""What an export folder holds (name patterns): `--overwrite` replaces a folder that holds nothing else."""
 FORMATS = ("onnx",)
 OPSET = 17
 """ONNX opset: 17 has LayerNormalization, and every onnxruntime since 1.14 runs it."""
@@ -74,14 +77,40 @@ def export_onnx(
     model_dir, out = Path(model_dir), Path(out)
     _check_destination(out, model_dir, overwrite)
     loaded = load_model_dir(model_dir)
-    model = loaded.model.float().eval()
+    loaded.model.float().eval()
     with_token_types = "token_type_ids" in loaded.tokenizer.model_input_names
     names = ["input_ids", "attention_mask", *(["token_type_ids"] if with_token_types else [])]
     example = loaded.tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
     inputs = tuple(example[name] for name in names)
-    fresh = out.with_name(out.name + ".new")
-    shutil.rmtree(fresh, ignore_errors=True)
+    # Written under a hidden name no one else uses, then swapped in whole: a kill leaves the earlier export as it
+    # was (or, in the instant between the two renames, under its hidden name), never half of one.
+    fresh = temporary_path(out.resolve())
     fresh.mkdir(parents=True)
+    try:
+        _write_export(loaded, model_dir, fresh, names, inputs, with_token_types, quantize)
+        if out.exists():
+            old = temporary_path(out.resolve())
+            out.resolve().rename(old)
+            fresh.rename(out.resolve())
+            shutil.rmtree(old)
+        else:
+            fresh.rename(out.resolve())
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+    return out / ONNX_FILE
+
+
+def _write_export(
+    loaded: LoadedModel,
+    model_dir: Path,
+    fresh: Path,
+    names: list[str],
+    inputs: tuple[torch.Tensor, ...],
+    with_token_types: bool,
+    quantize: str | None,
+) -> None:
+    """The export's files in `fresh`: the ONNX graph (quantized if asked), tokenizer, configs, task specs."""
+    model = loaded.model
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     for task in model.task_names:
         per_token = not task_kind(model.specs[task].kind).per_text
@@ -112,10 +141,6 @@ def export_onnx(
         for spec in model.config.task_specs
     ]
     write_json_atomic(fresh / TASKS_FILE, {"inputs": names, "outputs": specs, "quantized": quantize})
-    if out.exists():
-        shutil.rmtree(out)
-    fresh.rename(out)
-    return out / ONNX_FILE
 
 
 def _check_destination(out: Path, model_dir: Path, overwrite: bool) -> None:
@@ -132,6 +157,16 @@ def _check_destination(out: Path, model_dir: Path, overwrite: bool) -> None:
             raise ConfigError(f"--out '{out}' is not empty and is not an earlier export; choose a new folder")
         if not overwrite:
             raise ConfigError(f"--out '{out}' holds an earlier export; pass --overwrite to replace it")
+        foreign = sorted(
+            path.name
+            for path in out.iterdir()
+            if path.is_dir() or not any(fnmatch.fnmatchcase(path.name, pattern) for pattern in EXPORT_FILES)
+        )
+        if foreign:
+            raise ConfigError(
+                f"--out '{out}' holds an earlier export and files it did not write ({', '.join(foreign[:5])}); "
+                "hfmtl never removes files it did not write: move them out, or choose a new folder"
+            )
 
 
 def read_tasks_file(path: Path) -> dict:
