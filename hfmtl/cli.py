@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from hfmtl import __version__, commands
 from hfmtl.errors import HfmtlError
@@ -18,24 +20,55 @@ from hfmtl.errors import HfmtlError
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # argparse gives a `nargs="*"` positional only the words before the first option: `predict MODEL --dtype
+    # bfloat16 "a text"` leaves the text over. Words left over (not options) are more texts, in their order.
+    if extras and (not hasattr(args, "texts") or any(word.startswith("-") for word in extras)):
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if extras:
+        args.texts = [*args.texts, *extras]
     from transformers.utils import logging as transformers_logging
 
     # Our progress bars are the ones to read; transformers' per-file loading/saving bars only add noise.
     transformers_logging.disable_progress_bar()
     try:
-        args.command(args)
+        with _terminate_as_exit():
+            args.command(args)
     except HfmtlError as error:
         if args.debug:
             raise
         print(f"hfmtl: error: {error}", file=sys.stderr)  # noqa: T201
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was being written is left as it was (atomic writes, the lock)
+        if args.debug:
+            raise
+        print("hfmtl: interrupted", file=sys.stderr)  # noqa: T201
+        return 130  # 128 + SIGINT
     except BrokenPipeError:  # `hfmtl predict ... | head`: the reader has what it wanted; no traceback
         # Python's recipe: point stdout at devnull so the flush at exit does not raise again.
         with contextlib.suppress(OSError, ValueError):  # stdout may be no file at all (captured, redirected)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe exits with
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (a scheduler's kill, `timeout`) ends the command like Ctrl-C does, through every `finally`: the
+    temporary files of atomic writes are removed and the output folder's lock released. Without it Python dies
+    on the spot and leaves them behind."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -374,3 +374,57 @@ def test_words_give_a_wordpiece_tokenizer_the_raw_text_s_ids_but_for_clitics(pip
         assert as_words == as_text
     as_words, as_text = both_ways("I don't")  # `do` `n't` (as in CoNLL and SST) vs `don` `'` `t`
     assert as_words != as_text and len(as_words) == len(as_text) + 1
+
+
+def test_options_may_come_before_the_texts(trained, capsys):
+    assert (
+        main(["predict", str(trained / "model"), "--batch-size", "1", TEXTS[0], "--dtype", "float32", TEXTS[3]]) == 0
+    )
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == [TEXTS[0], TEXTS[3]]
+    with pytest.raises(SystemExit):  # an unknown option is still refused, not read as a text
+        main(["predict", str(trained / "model"), TEXTS[0], "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_text_that_is_not_utf8_is_named_not_a_tokenizer_crash(trained, monkeypatch, capsys):
+    import io
+
+    pipeline = MultiTaskPipeline.from_pretrained(trained / "model")
+    # A command-line argument with the byte 0xe9 (latin-1 "é") arrives in Python as the code point U+DCE9.
+    with pytest.raises(InputError, match=r"text 2 is not valid unicode: byte 0xe9 at character 4 is not UTF-8"):
+        pipeline([TEXTS[0], "caf\udce9"])
+    assert main(["predict", str(trained / "model"), "caf\udce9"]) == 2
+    assert "the text is not valid unicode: byte 0xe9" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("fine\ncaf\udce9\n"))
+    assert main(["predict", str(trained / "model"), "--input", "-"]) == 2
+    assert "<stdin>:2: byte 0xe9 at character 4 is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_a_missing_model_path_is_named_and_a_hub_id_that_cannot_be_fetched_too(capsys):
+    assert main(["predict", "runs/quickstart/model", "a text"]) == 2  # two slashes: never a Hub repo id
+    assert "model folder 'runs/quickstart/model' does not exist" in capsys.readouterr().err
+    assert main(["predict", "nobody/no-such-model", "a text"]) == 2  # offline here: the download cannot happen
+    assert "'nobody/no-such-model' is not a local folder, and the Hub repo of that name could not be downloaded" in (
+        capsys.readouterr().err
+    )
+
+
+def test_ctrl_c_and_sigterm_end_the_command_through_its_cleanups(monkeypatch, capsys):
+    import os
+    import signal
+
+    from hfmtl import commands
+
+    cleaned = []
+
+    def killed_while_writing(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `timeout` or a scheduler sends
+        finally:
+            cleaned.append(True)  # an atomic write removes its temporary file here
+
+    monkeypatch.setattr(commands, "predict", killed_while_writing)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["predict", "some-model", "a text"]) == 130
+    assert cleaned == [True] and "hfmtl: interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before  # the command's handler does not outlive it

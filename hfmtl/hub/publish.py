@@ -21,7 +21,7 @@ from huggingface_hub import (
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from hfmtl.errors import ConfigError
+from hfmtl.errors import ConfigError, ModelLoadError
 from hfmtl.hub.model_card import render_model_card
 from hfmtl.model.check import check_weights, read_model_config, saved_shapes
 from hfmtl.model.folder import MODEL_FILES, check_model_dir, read_card_inputs
@@ -126,9 +126,18 @@ def download_model(repo_id: str, *, revision: str | None = None, endpoint: str |
 
 
 def model_path(model_dir_or_repo: str | Path, *, revision: str | None = None) -> Path:
-    """A local model folder as given, or a Hub repo id (`user/name`, not a path that exists) downloaded."""
+    """A local model folder as given, or a Hub repo id (`user/name`, not a path that exists) downloaded.
+
+    A name that cannot be a repo id (more than one `/`, a leading `.` or `/`) is a local path, missing or
+    not, for the model loader to report; a repo id that cannot be downloaded is a ModelLoadError naming it."""
     path = Path(model_dir_or_repo)
     name = str(model_dir_or_repo)
-    if not path.exists() and "/" in name and not name.startswith((".", "/")):
+    if path.exists() or name.count("/") != 1 or name.startswith((".", "/")):
+        return path
+    try:
         return download_model(name, revision=revision)
-    return path
+    except Exception as error:  # noqa: BLE001 (the hub client's errors: offline, not found, refused, no network)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(
+            f"'{name}' is not a local folder, and the Hub repo of that name could not be downloaded ({reason})"
+        ) from None

@@ -45,6 +45,8 @@ def read_inputs(inputs: list[Any], *, has_pairs: bool) -> tuple[list[str], list[
         where = "the input's" if len(inputs) == 1 else f"input {index + 1}'s"
         if pair is not None and not isinstance(pair, str):
             raise InputError(f"{where} text_pair is {type(pair).__name__} {pair!r:.60}, not a string")
+        if pair is not None and (problem := undecodable(pair)) is not None:
+            raise InputError(f"{where} text_pair is not valid unicode: {problem}")
         if pair is not None and not pair.strip():
             raise InputError(f"{where} text_pair is empty or only whitespace; there is nothing to compare")
     return texts, pairs
@@ -69,3 +71,15 @@ def check_texts(texts: list[Any]) -> None:
             raise InputError(f"{where} is {type(text).__name__} {text!r:.60}, not a string")
         if not text.strip():
             raise InputError(f"{where} is empty or only whitespace; there is nothing to predict on")
+        if (problem := undecodable(text)) is not None:
+            raise InputError(f"{where} is not valid unicode: {problem}")
+
+
+def undecodable(text: str) -> str | None:
+    """Where a text holds a lone surrogate, or None. Python reads bytes that are not UTF-8 (in a command-line
+    argument, or from standard input) as such code points, which no tokenizer takes."""
+    for index, character in enumerate(text):
+        if "\ud800" <= character <= "\udfff":
+            byte = f"byte 0x{ord(character) - 0xDC00:02x}" if "\udc80" <= character <= "\udcff" else "a surrogate"
+            return f"{byte} at character {index + 1} is not UTF-8 text (save or pass it as UTF-8)"
+    return None

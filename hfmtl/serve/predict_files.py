@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from hfmtl.atomic import atomic_open
 from hfmtl.data.readers import SUFFIX_FORMATS, raise_problems, read_rows, read_text_file
 from hfmtl.errors import DataError, InputError
+from hfmtl.serve.inputs import undecodable
 from hfmtl.serve.pipeline import MultiTaskPipeline
 from hfmtl.serve.words import split_words
 
@@ -126,6 +127,9 @@ def located_texts(path: Path, text_field: str, text_pair_field: str | None = Non
         texts = [
             (f"{name}:{n}", line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()
         ]
+        for where, line in texts:  # a file is decoded strictly when read; standard input arrives as it came
+            if (problem := undecodable(line)) is not None:
+                raise DataError(f"{where}: {problem}")
     elif suffix == ".json":
         texts = _json_texts(path, text_field, text_pair_field)
     else:
