@@ -99,18 +99,38 @@ def test_an_early_killed_run_is_simply_replaced(tmp_path):
 
 
 def test_a_live_lock_is_refused_and_a_dead_ones_is_taken_over(tmp_path, caplog):
-    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+    holder = subprocess.Popen(  # another run, holding the folder's lock
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
     with (
-        pytest.raises(ConfigError, match=rf"is in use by another run \(pid {os.getpid()} on "),
+        pytest.raises(ConfigError, match=rf"is in use by another run \(pid {holder.pid} on "),
         locked_output_dir(tmp_path),
     ):
         pass
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    holder.kill()  # killed: the kernel releases its lock; the file, naming it, stays behind
+    holder.wait()
     with locked_output_dir(tmp_path):
         assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
     assert "taking over the lock" in caplog.text
     assert not (tmp_path / LOCK_FILE).exists()  # released at the end
+
+
+def test_a_lock_file_naming_a_live_pid_but_not_held_is_taken_over(tmp_path):
+    # In a restarted container the killed run's pid (often 1) belongs to someone else, even to this process.
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+    with locked_output_dir(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["since"] != "now"
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from hfmtl.train.run_dir import locked_output_dir
+with locked_output_dir(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(60)
+"""
 
 
 def test_two_runs_into_one_folder_the_second_is_refused(tmp_path):

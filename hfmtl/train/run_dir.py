@@ -5,13 +5,14 @@ with something worth keeping (a model, a report, a complete checkpoint) is refus
 which removes only what a run writes; an earlier run that ended before saving anything (killed early) is
 simply replaced. A folder with anything else in it, or a file of the user's inside one of the run's own
 folders (a note in `model/`), is refused, overwrite or not. The lock file names the
-process and host; a lock whose process is gone (a killed run) is taken over with a warning, so `--resume`
-after a kill just works.
+process and host and is held with `flock`, which the kernel releases when the process ends: the lock of a
+killed run is taken over (with a warning), so `--resume` after a kill just works.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
 import json
 import logging
@@ -21,6 +22,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from hfmtl.errors import ConfigError
 from hfmtl.model.folder import MODEL_FILES
@@ -62,11 +64,12 @@ def locked_output_dir(output_dir: Path, *, is_main_process: bool = True) -> Iter
         yield
         return
     lock = output_dir / LOCK_FILE
-    _acquire(lock)
+    handle = _acquire(lock)
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # still held: a run that opened it meanwhile sees it gone, and retries
+        handle.close()
 
 
 def earlier_run_files(output_dir: Path, *, overwrite: bool) -> list[Path]:
@@ -146,8 +149,11 @@ def _is_run_output(name: str) -> bool:
     return any(Path(name).match(pattern) for pattern in RUN_OUTPUTS)
 
 
-def _acquire(lock: Path) -> None:
-    """Create the lock file, or take over one whose process is gone; refuse a live one."""
+def _acquire(lock: Path) -> TextIO:
+    """Lock the folder: an exclusive `flock` on the lock file, held open for the run. The kernel releases it
+    when the process ends, however it ends, so a killed run's lock is free at once (a pid in the file could
+    name another process by then: pids repeat, in a new container from 1); the file's pid, host and start
+    time only say who holds it."""
     if lock.parent.exists() and not lock.parent.is_dir():
         raise ConfigError(f"output_dir '{lock.parent}' is a file, not a folder")
     try:
@@ -155,22 +161,32 @@ def _acquire(lock: Path) -> None:
     except OSError as error:
         raise ConfigError(f"cannot create output_dir '{lock.parent}': {error.strerror}") from None
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-    for _ in range(2):  # a stale lock is removed once, then created afresh
+    for _ in range(3):  # the holder may remove the file between our open and our lock: then open the new one
         try:
-            with open(lock, "x", encoding="utf-8") as handle:  # exclusive: fails if another run holds it
-                json.dump(holder, handle)
-            return
+            handle = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 (held open for the run, closed on release)
         except PermissionError:
             raise ConfigError(f"output_dir '{lock.parent}' is not writable") from None
-        except FileExistsError:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             other = _read_holder(lock)
-            if other is not None and not _is_gone(other):
-                raise ConfigError(
-                    f"output_dir '{lock.parent}' is in use by another run (pid {other['pid']} on {other['host']}, "
-                    f"since {other.get('since', '?')}); wait for it, or choose another --set output_dir=..."
-                ) from None
-            logger.warning("taking over the lock of a run that is no longer running: %s (%s)", lock, other)
-            lock.unlink(missing_ok=True)
+            handle.close()
+            who = f"pid {other['pid']} on {other['host']}, since {other.get('since', '?')}" if other else "starting"
+            raise ConfigError(
+                f"output_dir '{lock.parent}' is in use by another run ({who}); wait for it, or choose another "
+                "--set output_dir=..."
+            ) from None
+        if not lock.exists() or os.stat(lock).st_ino != os.fstat(handle.fileno()).st_ino:
+            handle.close()
+            continue
+        earlier = _read_holder(lock)
+        if earlier is not None:  # a run that ended without releasing it: killed
+            logger.warning("taking over the lock of a run that is no longer running: %s (%s)", lock, earlier)
+        handle.seek(0)
+        handle.truncate()
+        json.dump(holder, handle)
+        handle.flush()
+        return handle
     raise ConfigError(f"could not lock output_dir '{lock.parent}': another run keeps taking it")
 
 
@@ -181,16 +197,3 @@ def _read_holder(lock: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
-
-
-def _is_gone(holder: dict) -> bool:
-    """Whether the holding process has ended. A lock from another host cannot be checked: it counts as live."""
-    if holder.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(holder["pid"], 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
