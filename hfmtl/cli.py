@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):  # stdout may be no file at all (captured, redirected)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe exits with
+    except OSError as error:  # a file the user named that the system refuses (read-only, a folder, a full disk)
+        if args.debug or error.filename is None:
+            raise
+        print(f"hfmtl: error: {error.filename}: {error.strerror} (--debug shows where)", file=sys.stderr)  # noqa: T201
+        return 2
     return 0
 
 

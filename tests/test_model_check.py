@@ -81,6 +81,20 @@ def test_a_damaged_tokenizer_is_a_clear_error(model_copy):
         load_model_dir(model_copy)
 
 
+def test_weights_damaged_into_nan_are_refused_not_answered(model_copy):
+    weights = load_file(model_copy / "model.safetensors")
+    weights["heads.sentiment.out.weight"][0, 0] = float("nan")  # bytes overwritten inside the file: shapes intact
+    save_file(weights, model_copy / "model.safetensors")
+    with pytest.raises(ModelLoadError, match=r"hold NaN or infinite values \(heads\.sentiment\.out\.weight\)"):
+        load_model_dir(model_copy)
+
+
+def test_a_tokenizer_without_its_config_is_named(model_copy):
+    (model_copy / "tokenizer_config.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"has no padding token; its tokenizer_config\.json is missing"):
+        load_model_dir(model_copy)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

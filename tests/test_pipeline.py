@@ -428,3 +428,16 @@ def test_ctrl_c_and_sigterm_end_the_command_through_its_cleanups(monkeypatch, ca
     assert main(["predict", "some-model", "a text"]) == 130
     assert cleaned == [True] and "hfmtl: interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before  # the command's handler does not outlive it
+
+
+def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback(trained, tmp_path, monkeypatch, capsys):
+    assert main(["predict", str(trained / "model"), "a text", "--output", str(tmp_path)]) == 2
+    assert f"--output {tmp_path} is a folder; give the path of the JSON lines file" in capsys.readouterr().err
+    from hfmtl import commands
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", "/srv/reports/report.json")  # a read-only folder, as root too
+
+    monkeypatch.setattr(commands, "evaluate", refused)
+    assert main(["evaluate", str(trained / "model")]) == 2
+    assert "hfmtl: error: /srv/reports/report.json: Permission denied" in capsys.readouterr().err

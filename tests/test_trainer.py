@@ -491,3 +491,17 @@ def test_metric_for_best_model_must_name_a_task_and_one_of_its_metrics(tmp_path)
         ConfigError, match=r"names 'fscore' of task 'ner', which is not one of its metrics \(precision"
     ):
         train(tiny(tmp_path, *SHORT, "training.metric_for_best_model=ner.fscore"))
+
+
+def test_an_altered_manifest_or_a_run_folder_given_to_resume_are_named(tmp_path):
+    from hfmtl.train.checkpoint import checkpoint_problem, resolve_resume
+
+    for text in ("{}", "null", '{"files": {"model.safetensors": 12}}'):
+        (tmp_path / "checkpoint-0000010").mkdir(exist_ok=True)
+        (tmp_path / "checkpoint-0000010" / "manifest.json").write_text(text)
+        assert "does not list the files with their sizes and sha256" in checkpoint_problem(
+            tmp_path / "checkpoint-0000010"
+        )
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"is a run's folder, not one of its checkpoints; give a folder under"):
+        resolve_resume(tmp_path / "elsewhere", str(tmp_path / "run"), overwrite=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -106,12 +107,23 @@ def load_model_dir(path: str | Path, *, allow_pickle: bool = False, trust_remote
     model = MultiTaskModel.from_pretrained(
         path, use_safetensors=not is_pickle, trust_remote_code=trust_remote_code
     ).eval()
+    # Bytes damaged inside the weights file keep its shapes: such a model would answer NaN, or argmax over NaN.
+    damaged = [name for name, tensor in model.state_dict().items() if not torch.isfinite(tensor).all()]
+    if damaged:
+        raise ModelLoadError(
+            f"the weights in '{path}' hold NaN or infinite values ({', '.join(damaged[:3])}"
+            f"{f' and {len(damaged) - 3} more' if len(damaged) > 3 else ''}); the file is damaged, it is not loaded"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as error:  # noqa: BLE001 (tokenizers raises plain Exceptions for a damaged tokenizer.json)
         raise ModelLoadError(
             f"the tokenizer files in '{path}' cannot be read ({type(error).__name__}: {error})"
         ) from None
+    if tokenizer.pad_token_id is None:  # batches could not be padded: its tokenizer_config.json is missing
+        raise ModelLoadError(
+            f"the tokenizer in '{path}' has no padding token; its tokenizer_config.json is missing or damaged"
+        )
     run_config = load_config(path / RUN_CONFIG_FILE) if (path / RUN_CONFIG_FILE).is_file() else None
     return LoadedModel(path=path, model=model, tokenizer=tokenizer, run_config=run_config)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,10 @@ def predict_to_stream(
         located += located_texts(Path(input_path), text_field, text_pair_field)
     if output_path is not None and not Path(output_path).parent.is_dir():
         raise DataError(f"--output {output_path}: the folder {Path(output_path).parent} does not exist")
+    if output_path is not None and Path(output_path).is_dir():
+        raise DataError(f"--output {output_path} is a folder; give the path of the JSON lines file to write")
+    if output_path is not None and not os.access(Path(output_path).parent, os.W_OK):
+        raise DataError(f"--output {output_path}: the folder {Path(output_path).parent} is not writable")
     pipeline = MultiTaskPipeline.from_pretrained(
         model,
         batch_size=batch_size,

@@ -106,6 +106,11 @@ def resolve_resume(output_dir: Path, resume: str | None, overwrite: bool) -> Pat
         path = Path(resume)
         if not path.is_dir():
             raise ConfigError(f"--resume: checkpoint '{path}' does not exist")
+        if (path / CHECKPOINTS).is_dir():
+            raise ConfigError(
+                f"--resume: '{path}' is a run's folder, not one of its checkpoints; give a folder under "
+                f"'{path / CHECKPOINTS}', or --resume alone with --set output_dir={path}"
+            )
         problem = checkpoint_problem(path)
         if problem:
             raise ConfigError(f"--resume: checkpoint '{path}' is damaged: {problem}")
@@ -133,9 +138,14 @@ def checkpoint_problem(path: Path) -> str | None:
         return f"no {MANIFEST} (it was not completely written)"
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return f"{MANIFEST} is not valid JSON"
-    for name, expected in manifest["files"].items():
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(entry, dict) and {"bytes", "sha256"} <= set(entry) for entry in files.values()
+    ):
+        return f"{MANIFEST} does not list the files with their sizes and sha256 (it was altered)"
+    for name, expected in files.items():
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
