@@ -24,3 +24,7 @@ class ModelLoadError(HfmtlError):
 
 class InputError(HfmtlError, ValueError):
     """Input to predict on is not usable text (empty, whitespace only, not a string)."""
+
+
+class HubError(HfmtlError):
+    """The Hugging Face Hub could not be reached, or refused a request (offline, no network, no access)."""

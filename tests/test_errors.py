@@ -107,9 +107,11 @@ CASES = [
     Case(
         "config",
         "task named like a module attribute",
-        lambda t, r: ["data", config_with(t, tasks__ner__name="type")],
-        "<tmp>/config.yaml: 'tasks.type.name' is 'type', a name PyTorch modules use for their own attributes; "
-        "choose another",
+        lambda t, r: [
+            "train",
+            config_with(t, tasks__ner__name="type", output_dir=f"{t}/run", sampling={"strategy": "uniform"}),
+        ],
+        "'tasks.type.name' is 'type', a name PyTorch modules use for their own attributes; choose another",
     ),
     Case(
         "config",

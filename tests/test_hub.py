@@ -171,6 +171,14 @@ def test_no_token_is_a_clear_error_before_any_request(model_dir, monkeypatch, tm
         assert not [r for r in fake.requests if r.method == "POST"]
 
 
+def test_publishing_offline_is_one_clear_error(model_dir, monkeypatch):
+    from hfmtl.errors import HubError
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)  # a token, but HF_HUB_OFFLINE=1 (as in these tests) forbids requests
+    with pytest.raises(HubError, match=r"publishing to 'me/offline' failed, no commit was made \("):
+        publish(model_dir, "me/offline")
+
+
 def test_the_cli_never_prints_the_token(model_dir):
     with FakeHub(token=TOKEN) as fake:
         env = {**os.environ, **fake.env(), "HF_TOKEN": TOKEN}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from torch import nn
-
 from hfmtl.errors import ConfigError
 from hfmtl.tasks import TASK_KINDS
 
@@ -23,10 +21,6 @@ def check_config(config: RunConfig) -> None:
         where = f"tasks.{task.name}"
         if not task.name.isidentifier():
             raise ConfigError(f"'{where}.name' must be a simple identifier (letters, digits, _), got '{task.name}'")
-        if hasattr(nn.ModuleDict(), task.name):  # the heads are a ModuleDict keyed by task name
-            raise ConfigError(
-                f"'{where}.name' is '{task.name}', a name PyTorch modules use for their own attributes; choose another"
-            )
         if names.count(task.name) > 1:
             raise ConfigError(f"task name '{task.name}' is used twice; task names must be unique")
         if task.kind not in TASK_KINDS:

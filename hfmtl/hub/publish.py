@@ -21,7 +21,7 @@ from huggingface_hub import (
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from hfmtl.errors import ConfigError, ModelLoadError
+from hfmtl.errors import ConfigError, HubError, ModelLoadError
 from hfmtl.hub.model_card import render_model_card
 from hfmtl.model.check import check_weights, read_model_config, saved_shapes
 from hfmtl.model.folder import MODEL_FILES, check_model_dir, read_card_inputs
@@ -100,13 +100,17 @@ def publish(
     if token is None:
         raise ConfigError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again")
     api = HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision is not None:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=item) for name, item in plan.items()]
-    commit = api.create_commit(
-        repo_id, operations, commit_message=commit_message or "Upload hfmtl multi-task model", revision=revision
-    )
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.create_commit(
+            repo_id, operations, commit_message=commit_message or "Upload hfmtl multi-task model", revision=revision
+        )
+    except Exception as error:  # noqa: BLE001 (the hub client's errors: offline, refused, no network)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HubError(f"publishing to '{repo_id}' failed, no commit was made ({reason})") from None
     return PublishResult(repo_id, files, commit.commit_url)
 
 

@@ -7,6 +7,7 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from hfmtl.config.run_config import EncoderConfig, RunConfig, TaskConfig
@@ -79,6 +80,7 @@ def build_model(
         )
         for task in config.tasks
     ]
+    check_task_names(config)
     source = resolve_encoder(config.encoder.name_or_path)
     check_layers(config, source)
     try:
@@ -95,6 +97,17 @@ def build_model(
         raise ModelLoadError(_load_failure("encoder", config.encoder.name_or_path, error)) from None
     model.config.encoder_name_or_path = config.encoder.name_or_path
     return model
+
+
+def check_task_names(config: RunConfig) -> None:
+    """The heads are an `nn.ModuleDict` keyed by task name: a name its own attributes use (`type`, `forward`,
+    `train`) cannot be a key. Checked here, not with the config, so that reading a config needs no torch."""
+    for task in config.tasks:
+        if hasattr(nn.ModuleDict(), task.name):
+            raise ConfigError(
+                f"'tasks.{task.name}.name' is '{task.name}', a name PyTorch modules use for their own attributes; "
+                "choose another"
+            )
 
 
 def check_layers(config: RunConfig, source: str | None = None) -> None:

@@ -26,7 +26,7 @@ from hfmtl.data.prefetch import PrefetchingLoader
 from hfmtl.data.sampling import MultiTaskLoader
 from hfmtl.errors import ConfigError
 from hfmtl.evaluation.scoring import make_eval_set
-from hfmtl.model.encoder import build_model, check_layers, load_tokenizer
+from hfmtl.model.encoder import build_model, check_layers, check_task_names, load_tokenizer
 from hfmtl.model.folder import MODEL_DIR, save_model_dir
 from hfmtl.model.modeling import MultiTaskModel
 from hfmtl.tasks import task_kind
@@ -102,6 +102,7 @@ def _train(
     set_seed(config.seed)
 
     tokenizer = load_tokenizer(config.encoder)
+    check_task_names(config)
     check_layers(config)
     with accelerator.local_main_process_first():  # each machine fills its own data cache once
         data = load_all_tasks(config)
