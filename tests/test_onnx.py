@@ -230,3 +230,23 @@ def test_bad_quantize_options_are_clear_errors(trained, exported, tmp_path):
         MultiTaskPipeline.from_pretrained(exported, backend="onnxruntime", quantize="int8")
     with pytest.raises(InputError, match="runs on the CPU in float32"):
         MultiTaskPipeline.from_pretrained(trained / "model", quantize="int8", dtype=torch.bfloat16)
+
+
+def test_a_damaged_export_folder_is_named_not_an_onnxruntime_traceback(exported, tmp_path):
+    def damaged(name: str, change):
+        folder = tmp_path / name
+        shutil.copytree(exported, folder)
+        change(folder)
+        return folder
+
+    cut = damaged("cut", lambda f: (f / "model.onnx").write_bytes((f / "model.onnx").read_bytes()[:5000]))
+    with pytest.raises(ModelLoadError, match=r"model\.onnx cannot be loaded by onnxruntime .*export again"):
+        OnnxMultiTaskModel(cut)
+    broken = damaged("tasks", lambda f: (f / "hfmtl_tasks.json").write_text("{"))
+    with pytest.raises(ModelLoadError, match=r"hfmtl_tasks\.json is damaged \(JSONDecodeError\)"):
+        OnnxMultiTaskModel(broken)
+    with pytest.raises(ModelLoadError, match=r"is an ONNX export: run it with --backend onnxruntime"):
+        MultiTaskPipeline.from_pretrained(exported)  # the torch backend, the default
+    no_config = damaged("config", lambda f: (f / "config.json").unlink())
+    with pytest.raises(ModelLoadError, match=r"has no config\.json \(its task specs\)"):
+        OnnxMultiTaskModel(no_config)

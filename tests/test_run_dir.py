@@ -49,6 +49,12 @@ def test_overwrite_checks_the_arguments_before_it_removes_anything(tmp_path):
     assert (run / "model" / "model.safetensors").is_file()
 
 
+def test_a_run_refused_at_once_leaves_no_empty_folder_behind(tmp_path):
+    with pytest.raises(ConfigError, match="--stop-at 99"):
+        train(tiny(tmp_path / "new" / "run"), stop_at_step=99)
+    assert not (tmp_path / "new" / "run").exists()
+
+
 def test_a_resume_from_another_folders_checkpoint_gets_a_fresh_runs_check(tmp_path):
     first = tmp_path / "first"
     train(tiny(first, "training.save_every=2"), stop_at_step=2)

@@ -30,15 +30,29 @@ class OnnxMultiTaskModel:
                 f"'{path}' is not an ONNX export (no {ONNX_FILE} and {TASKS_FILE}); make one with "
                 f"hfmtl export MODEL_DIR --format onnx --out {path}"
             )
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"the ONNX export '{path}' has no config.json (its task specs); export it again")
         register_auto_classes()
         self.path = path
         self.config = MultiTaskConfig.from_pretrained(path)
-        self.input_names = read_tasks_file(path)["inputs"]
+        try:
+            self.input_names = list(read_tasks_file(path)["inputs"])
+        except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+            raise ModelLoadError(f"{path / TASKS_FILE} is damaged ({type(error).__name__}); export again") from None
         self.max_positions = int(self.config.encoder.get("max_position_embeddings", 512))
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(str(path / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # noqa: BLE001 (onnxruntime raises its own exception types for a bad graph)
+            first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise ModelLoadError(
+                f"{path / ONNX_FILE} cannot be loaded by onnxruntime ({type(error).__name__}: {first_line}); the "
+                "file is damaged or cut short: export again"
+            ) from None
 
     def logits(self, tasks: list[str], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         feeds = {name: batch[name].cpu().numpy().astype(np.int64) for name in self.input_names if name in batch}

@@ -149,6 +149,8 @@ def check_model_dir(path: Path, *, allow_pickle: bool = False) -> None:
     if not (path / "model.safetensors").is_file():
         if allow_pickle and (path / "pytorch_model.bin").is_file():
             return
+        if (path / "model.onnx").is_file():  # an `hfmtl export` folder, given to the torch backend
+            raise ModelLoadError(f"'{path}' is an ONNX export: run it with --backend onnxruntime")
         raise ModelLoadError(f"'{path}' has no model.safetensors (hfmtl loads weights only from safetensors)")
 
 

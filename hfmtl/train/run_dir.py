@@ -64,12 +64,15 @@ def locked_output_dir(output_dir: Path, *, is_main_process: bool = True) -> Iter
         yield
         return
     lock = output_dir / LOCK_FILE
+    is_new = not output_dir.exists()
     handle = _acquire(lock)
     try:
         yield
     finally:
         lock.unlink(missing_ok=True)  # still held: a run that opened it meanwhile sees it gone, and retries
         handle.close()
+        if is_new and output_dir.is_dir() and not any(output_dir.iterdir()):  # a run refused before it wrote
+            output_dir.rmdir()
 
 
 def earlier_run_files(output_dir: Path, *, overwrite: bool) -> list[Path]:
