@@ -49,6 +49,13 @@ def test_overwrite_checks_the_arguments_before_it_removes_anything(tmp_path):
     assert (run / "model" / "model.safetensors").is_file()
 
 
+def test_a_tilde_in_output_dir_is_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    result = train(tiny("~/runs/x"))
+    assert result.output_dir == tmp_path / "home" / "runs" / "x" and (result.model_dir / "config.json").is_file()
+    assert not (Path.cwd() / "~").exists()  # not a folder named "~" in the working directory
+
+
 def test_a_run_refused_at_once_leaves_no_empty_folder_behind(tmp_path):
     with pytest.raises(ConfigError, match="--stop-at 99"):
         train(tiny(tmp_path / "new" / "run"), stop_at_step=99)

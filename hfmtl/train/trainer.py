@@ -7,6 +7,7 @@ evaluation and checkpoints at their intervals → the best model saved as a load
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ def train(
 
     The output folder is locked for the run: a second run into it is refused while this one lives."""
     config = with_resolved_precision(config)
+    # `~/runs/x` means the home folder, as in data paths, not a folder named `~` in the working directory.
+    config = dataclasses.replace(config, output_dir=str(Path(config.output_dir).expanduser()))
     accelerator = _make_accelerator(config.training, Path(config.output_dir))
     with locked_output_dir(Path(config.output_dir), is_main_process=accelerator.is_main_process):
         return _train(config, accelerator, resume, overwrite, stop_at_step)
