@@ -130,8 +130,21 @@ def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
 def test_resume_refuses_a_different_config(tmp_path):
     train(tiny(tmp_path, *SHORT), stop_at_step=20)
     changed = tiny(tmp_path, *SHORT, "training.learning_rate=0.01", "tasks.ner.loss_weight=2")
-    with pytest.raises(ConfigError, match=r"config differs from this one: tasks\.ner\.loss_weight: 1\.0 -> 2\.0; "):
+    with pytest.raises(ConfigError, match=r"this run differs from it: tasks\.ner\.loss_weight: 1\.0 -> 2\.0; "):
         train(changed, resume="latest")
+
+
+def test_resume_refuses_training_data_changed_since_the_checkpoint(tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(REPO / "tests" / "assets" / "tiny" / "data", data)
+    train(tiny(tmp_path, *SHORT, f"data_dir={data}"), stop_at_step=20)
+    train_file = data / "sst_train.jsonl"
+    lines = train_file.read_text().splitlines()
+    train_file.write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # the same rows, in another order
+    with pytest.raises(ConfigError, match=r"the training data of task 'sentiment' changed since the checkpoint"):
+        train(tiny(tmp_path, *SHORT, f"data_dir={data}"), resume="latest")
 
 
 def test_a_checkpoint_from_before_a_config_key_existed_resumes_when_the_key_is_at_its_default(tiny_config):

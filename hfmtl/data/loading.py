@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ class TaskData:
     task: TaskConfig
     labels: tuple[str, ...] | None
     splits: dict[str, Dataset]
+    contents: dict[str, str] = field(default_factory=dict)
+    """Per split, a hash of its source's content and of how it is parsed: a resumed run checks its training
+    data is still what the checkpoint was trained on."""
 
 
 def load_all_tasks(
@@ -65,7 +68,8 @@ def load_task_data(task: TaskConfig, data_dir: str | Path, labels: tuple[str, ..
         split: _examples(task, source, labels, limits[split], f"the {split} split of task '{task.name}' has no rows")
         for split, source in sources.items()
     }
-    return TaskData(task=task, labels=labels if kind.has_label_set else None, splits=splits)
+    contents = {split: source.key for split, source in sources.items()}
+    return TaskData(task=task, labels=labels if kind.has_label_set else None, splits=splits, contents=contents)
 
 
 def load_split(

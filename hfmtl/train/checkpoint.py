@@ -170,8 +170,11 @@ def load_checkpoint(
     for key in ("task_order", "num_processes"):
         if saved[key] != identity[key]:
             differences.append(f"{key}: {saved[key]!r} -> {identity[key]!r}")
+    saved_data = saved.get("training_data", {})  # checkpoints written before it was recorded have none
+    changed = sorted(task for task, content in saved_data.items() if identity["training_data"].get(task) != content)
+    differences += [f"the training data of task '{task}' changed since the checkpoint" for task in changed]
     if differences:
-        raise ConfigError(f"cannot resume from {path}: its config differs from this one: " + "; ".join(differences))
+        raise ConfigError(f"cannot resume from {path}: this run differs from it: " + "; ".join(differences))
     accelerator.load_state(str(path))
     fields = {name: saved[name] for name in TrainerState.__dataclass_fields__ if name in saved}
     return TrainerState(**fields), saved["loader"]
@@ -242,11 +245,15 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def run_identity(config: RunConfig, accelerator: Accelerator) -> dict[str, Any]:
+def run_identity(
+    config: RunConfig, accelerator: Accelerator, training_data: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it: the config, task order and process count
-    (the task order seeds the sampler; the process count decides each process's share of every batch)."""
+    (the task order seeds the sampler; the process count decides each process's share of every batch), and
+    the content of each task's training data (`training_data`: task → hash of its training split)."""
     return {
         "config": config_to_dict(config),
         "task_order": [task.name for task in config.tasks],
         "num_processes": accelerator.num_processes,
+        "training_data": dict(training_data or {}),
     }

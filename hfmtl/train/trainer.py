@@ -158,7 +158,7 @@ def _train(
     if average is not None:
         accelerator.register_for_checkpointing(average)  # saved and restored with the weights
 
-    identity = run_identity(config, accelerator)
+    identity = run_identity(config, accelerator, {name: d.contents["train"] for name, d in data.items()})
     progress = TrainerState()
     if resume_from is not None:
         progress, loader_state = load_checkpoint(accelerator, resume_from, identity)
