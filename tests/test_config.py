@@ -172,6 +172,22 @@ def test_a_key_given_twice_names_both_lines(tmp_path):
         load_config(path)
 
 
+def test_yaml_merge_keys_work_and_the_keys_beside_them_win(tmp_path):
+    text = (Path(__file__).parent.parent / "configs" / "tiny.yaml").read_text()
+    text = text.replace(
+        "    data: {train: sst_train.jsonl, validation: sst_validation.jsonl}\n    labels:",
+        "    data: &sst {train: sst_train.jsonl, validation: sst_validation.jsonl}\n    labels:",
+    ).replace(
+        "    data: {train: sst_train.jsonl, validation: sst_validation.jsonl}\n    label_column: intensity",
+        "    data: {<<: *sst, validation: null}\n    label_column: intensity",
+    )
+    assert "<<: *sst" in text
+    (tmp_path / "run.yaml").write_text(text)
+    tasks = {task.name: task for task in load_config(tmp_path / "run.yaml").tasks}
+    assert tasks["intensity"].data.train == "sst_train.jsonl" and tasks["intensity"].data.validation is None
+    assert tasks["sentiment"].data.validation == "sst_validation.jsonl"
+
+
 def test_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_bytes(yaml.safe_dump(MINIMAL).encode() + b"# caf\xe9\n")

@@ -258,11 +258,14 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
 
 class _StrictLoader(yaml.SafeLoader):
     """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last one,
-    so a repeated `training:` section would silently replace the first)."""
+    so a repeated `training:` section would silently replace the first). Merge keys (`<<: *anchor`) work as
+    in safe_load: the keys written out beside one override the merged ones, as YAML defines."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # SafeConstructor merges these in below
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if key in seen:
