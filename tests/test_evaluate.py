@@ -223,3 +223,19 @@ def test_a_word_without_sub_tokens_does_not_shift_the_words_after_it(tiny_config
     )["ner"]
     assert [record["prediction"] for record in result.predictions] == [gold_with_empty] * 2 + [gold]
     assert result.metrics["f1"] == 1.0
+
+
+def test_evaluate_never_writes_over_the_users_files_and_keeps_one_report(trained, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "predictions").mkdir(parents=True)
+    (mine / "report.md").write_text("my own report")
+    (mine / "notes.txt").write_text("mine")
+    assert main(["evaluate", str(trained / "model"), "--out", str(mine)]) == 2
+    assert "holds files an evaluation did not write (notes.txt)" in capsys.readouterr().err
+    assert (mine / "report.md").read_text() == "my own report"
+    out = tmp_path / "report"
+    assert main(["evaluate", str(trained / "model"), "--out", str(out)]) == 0
+    (out / "predictions" / "gone_task.jsonl").write_text("{}\n")  # an earlier report's task this model lacks
+    assert main(["evaluate", str(trained / "model"), "--out", str(out)]) == 0  # an earlier report: replaced
+    tasks = set(json.loads((out / "report.json").read_text())["tasks"])
+    assert {p.stem for p in (out / "predictions").glob("*.jsonl")} == tasks

@@ -15,7 +15,7 @@ from hfmtl.config.run_config import DataConfig, RunConfig, TaskConfig, config_fr
 from hfmtl.data.collate import Collator
 from hfmtl.data.loading import load_split, tokenize_split
 from hfmtl.errors import ConfigError, DataError
-from hfmtl.evaluation.report import build_report, write_report
+from hfmtl.evaluation.report import build_report, check_report_folder, write_report
 from hfmtl.evaluation.scoring import evaluate_tasks, make_eval_set
 from hfmtl.model.folder import LoadedModel, load_model_dir
 from hfmtl.model.modeling import TaskSpec
@@ -53,6 +53,8 @@ def evaluate_model_dir(
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     previous = _baseline(baseline) if baseline else None
     loaded = load_model_dir(model_dir, trust_remote_code=trust_remote_code)
+    out = Path(out_dir) if out_dir else loaded.path.parent / f"report-{split}"
+    check_report_folder(out)
     config = _run_config(loaded, config_path, overrides)
     sources = _task_sources(loaded.model.config.task_specs, config, split, dict(data or {}))
     # The run's own precision (as its evaluations during training used), unless `accelerate launch
@@ -80,7 +82,6 @@ def evaluate_model_dir(
     collator = Collator(loaded.tokenizer.pad_token_id)
     results = evaluate_tasks(model, sets, collator, accelerator, batch_size)
 
-    out = Path(out_dir) if out_dir else loaded.path.parent / f"report-{split}"
     identity = {
         "model": {
             "path": str(loaded.path),

@@ -4,6 +4,7 @@ paste into a pull request), a self-contained `report.html` (tables and inline SV
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import json
 import math
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hfmtl.atomic import write_text_atomic
+from hfmtl.errors import ConfigError
 from hfmtl.evaluation.plots import training_curves_svg
 from hfmtl.evaluation.scoring import TaskResult
 from hfmtl.tasks import main_metric, task_kind
@@ -83,11 +85,40 @@ def compare(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str,
     }
 
 
+REPORT_FILES = ("report.json", "report.md", "report.html", "predictions/*.jsonl", ".*.partial", "*/.*.partial")
+"""What a report folder holds (paths relative to it, `fnmatch` patterns): a folder holding anything else is
+not written into, and nothing in it is removed."""
+
+
+def check_report_folder(out_dir: Path) -> None:
+    """Refuse an `--out` that is a file, or a folder holding files no evaluation writes (checked before any work:
+    a report replaces its own files there, and would otherwise overwrite the user's `report.md`)."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"--out '{out_dir}' is a file, not a folder")
+    foreign = sorted(
+        path.relative_to(out_dir).as_posix()
+        for path in out_dir.rglob("*")
+        if not path.is_dir()
+        and not any(fnmatch.fnmatchcase(path.relative_to(out_dir).as_posix(), p) for p in REPORT_FILES)
+    )
+    if foreign:
+        raise ConfigError(
+            f"--out '{out_dir}' holds files an evaluation did not write ({', '.join(foreign[:5])}); choose a new "
+            "folder, or an earlier report's"
+        )
+
+
 def write_report(report: Mapping[str, Any], results: Mapping[str, TaskResult], out_dir: Path) -> None:
-    """Write report.json, report.md, report.html and predictions/<task>.jsonl under `out_dir`."""
+    """Write report.json, report.md, report.html and predictions/<task>.jsonl under `out_dir`; an earlier
+    report's predictions of tasks this one does not have are removed, so the folder holds one report."""
     for task, result in results.items():
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in result.predictions)
         write_text_atomic(out_dir / "predictions" / f"{task}.jsonl", lines)
+    for stale in (out_dir / "predictions").glob("*.jsonl"):
+        if stale.stem not in results:
+            stale.unlink()
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     write_text_atomic(out_dir / "report.md", render_markdown(report))
     write_text_atomic(out_dir / "report.html", render_html(report, results))

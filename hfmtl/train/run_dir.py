@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hfmtl.errors import ConfigError
+from hfmtl.evaluation.report import REPORT_FILES
 from hfmtl.model.folder import MODEL_FILES
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ RUN_OUTPUTS = (
 """What `hfmtl train` (and `hfmtl evaluate`, beside the model folder) writes in an output folder."""
 WRITTEN_INSIDE = {
     "model": (*MODEL_FILES, "*.py", ".*.partial"),
-    "report-*": ("report.json", "report.md", "report.html", "predictions/*.jsonl", ".*.partial", "*/.*.partial"),
+    "report-*": REPORT_FILES,
     "logs": ("events.out.tfevents.*", "*/events.out.tfevents.*", "wandb/*"),
     "checkpoints": ("checkpoint-*/*.safetensors", "checkpoint-*/*.bin", "checkpoint-*/*.pt", "checkpoint-*/*.pkl",
                     "checkpoint-*/*.json", "checkpoint-*/.*.partial"),
