@@ -109,8 +109,7 @@ def publish(
             repo_id, operations, commit_message=commit_message or "Upload hfmtl multi-task model", revision=revision
         )
     except Exception as error:  # noqa: BLE001 (the hub client's errors: offline, refused, no network)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HubError(f"publishing to '{repo_id}' failed, no commit was made ({reason})") from None
+        raise HubError(f"publishing to '{repo_id}' failed, no commit was made ({_first_line(error)})") from None
     return PublishResult(repo_id, files, commit.commit_url)
 
 
@@ -141,7 +140,13 @@ def model_path(model_dir_or_repo: str | Path, *, revision: str | None = None) ->
     try:
         return download_model(name, revision=revision)
     except Exception as error:  # noqa: BLE001 (the hub client's errors: offline, not found, refused, no network)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(
-            f"'{name}' is not a local folder, and the Hub repo of that name could not be downloaded ({reason})"
+            f"'{name}' is not a local folder, and the Hub repo of that name could not be downloaded "
+            f"({_first_line(error)})"
         ) from None
+
+
+def _first_line(error: Exception) -> str:
+    """What a hub client error says, on one line (its messages run to several, with URLs and request ids)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
