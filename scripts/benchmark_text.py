@@ -44,3 +44,11 @@ def weights_text(weights: dict[str, float]) -> str:
 def per_task_text(value: int | dict[str, int]) -> str:
     """`32`, or `sentiment 64 + ner 32` where each task has its own."""
     return " + ".join(f"{task} {n}" for task, n in value.items()) if isinstance(value, dict) else str(value)
+
+
+def ratio_row(name: str, ours: float, theirs: float, settings: str) -> str:
+    return f"| {name} | {ours:.0f} | {theirs:.0f} | {settings} | {ours / theirs:.2f}× |"
+
+
+def yes_no(is_met: bool) -> str:
+    return "yes" if is_met else "no"

@@ -161,7 +161,7 @@ def test_seed_study_takes_each_runs_last_evaluation_and_refuses_another_recipe(s
 
 
 def test_train_rounds_pool_all_tokens_over_all_seconds_and_show_each_ratio():
-    speed, table = load_script("benchmark_speed"), load_script("benchmark_table")
+    speed, table = load_script("benchmark_speed"), load_script("benchmark_speed_table")
     settings = {"batch_size": 32, "learning_rate": 1e-4, "precision": "bf16", "sampling": "group_by_length"}
     ours_settings = {**settings, "steps": 9, "task_sampling": "fixed"}
     hfmtl_rounds = [

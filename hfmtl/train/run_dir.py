@@ -27,6 +27,7 @@ from typing import TextIO
 from hfmtl.errors import ConfigError
 from hfmtl.evaluation.report import REPORT_FILES
 from hfmtl.model.folder import MODEL_FILES
+from hfmtl.train.checkpoint import CHECKPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,13 @@ def locked_output_dir(output_dir: Path, *, is_main_process: bool = True) -> Iter
             output_dir.rmdir()
 
 
-def earlier_run_files(output_dir: Path, *, overwrite: bool) -> list[Path]:
-    """What a fresh run in `output_dir` must remove first: an earlier run's files. Raises ConfigError for a
-    folder holding anything a run did not write, or an earlier run worth keeping without `overwrite`."""
+def earlier_run_files(output_dir: Path, *, overwrite: bool, resume_from: Path | None = None) -> list[Path]:
+    """What a run in `output_dir` must remove first: an earlier run's files. Raises ConfigError for a folder
+    holding anything a run did not write, or an earlier run worth keeping without `overwrite`. A run resumed
+    from one of the folder's own checkpoints continues it (nothing to remove); one resumed from another
+    folder's checkpoint starts this one afresh, and gets the same check as a fresh run."""
+    if resume_from is not None and resume_from.resolve().parent == (output_dir / CHECKPOINTS).resolve():
+        return []
     if not output_dir.exists():
         return []
     if not output_dir.is_dir():

@@ -34,7 +34,6 @@ from hfmtl.tasks import task_kind
 from hfmtl.tasks.labels import class_weights
 from hfmtl.train.averaging import WeightAverage, averaged_weights
 from hfmtl.train.checkpoint import (
-    CHECKPOINTS,
     TrainerState,
     load_checkpoint,
     resolve_resume,
@@ -95,12 +94,7 @@ def _train(
     training = config.training
     output_dir = Path(config.output_dir)
     resume_from = resolve_resume(output_dir, resume, overwrite)
-    # A run resumed from a checkpoint of another folder starts this folder afresh: it gets a fresh run's check,
-    # so that nothing of the user's (or of another run) in it is replaced.
-    is_own_checkpoint = (
-        resume_from is not None and resume_from.resolve().parent == (output_dir / CHECKPOINTS).resolve()
-    )
-    leftovers = [] if is_own_checkpoint else earlier_run_files(output_dir, overwrite=overwrite)
+    leftovers = earlier_run_files(output_dir, overwrite=overwrite, resume_from=resume_from)
     _last_step(training.max_steps, stop_at_step, 0)  # --stop-at is checked before anything is removed
     set_seed(config.seed)
 
