@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ class TaskData:
     task: TaskConfig
     labels: tuple[str, ...] | None
     splits: dict[str, Dataset]
-    contents: dict[str, str] = field(default_factory=dict)
+    contents: dict[str, str]
     """Per split, a hash of its source's content and of how it is parsed: a resumed run checks its training
     data is still what the checkpoint was trained on."""
 

@@ -84,17 +84,16 @@ def export_onnx(
     inputs = tuple(example[name] for name in names)
     # Written under a hidden name no one else uses, then swapped in whole: a kill leaves the earlier export as it
     # was (or, in the instant between the two renames, under its hidden name), never half of one.
-    fresh = temporary_path(out.resolve())
+    target = out.resolve()  # `--out .` has no name of its own to put a temporary one beside
+    fresh = temporary_path(target)
     fresh.mkdir(parents=True)
     try:
         _write_export(loaded, model_dir, fresh, names, inputs, with_token_types, quantize)
-        if out.exists():
-            old = temporary_path(out.resolve())
-            out.resolve().rename(old)
-            fresh.rename(out.resolve())
-            shutil.rmtree(old)
-        else:
-            fresh.rename(out.resolve())
+        earlier = temporary_path(target)
+        if target.exists():
+            target.rename(earlier)
+        fresh.rename(target)
+        shutil.rmtree(earlier, ignore_errors=True)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
     return out / ONNX_FILE

@@ -131,8 +131,9 @@ def find_latest_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
-def checkpoint_problem(path: Path) -> str | None:
-    """What is wrong with a checkpoint folder (missing manifest, missing, resized or altered file), or None."""
+def checkpoint_problem(path: Path, *, verify_contents: bool = True) -> str | None:
+    """What is wrong with a checkpoint folder (missing manifest, missing, resized or altered file), or None.
+    Without `verify_contents` the files' sizes are checked but not their sha256 (a read of every byte)."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         return f"no {MANIFEST} (it was not completely written)"
@@ -151,7 +152,7 @@ def checkpoint_problem(path: Path) -> str | None:
             return f"{name} is missing"
         if file.stat().st_size != expected["bytes"]:
             return f"{name} has {file.stat().st_size} bytes, the manifest says {expected['bytes']}"
-        if file_sha256(file) != expected["sha256"]:
+        if verify_contents and file_sha256(file) != expected["sha256"]:
             return f"{name} does not match its sha256 in the manifest"
     return None
 
@@ -224,10 +225,12 @@ def _remove_old(output_dir: Path, keep_last: int, saved: Path) -> None:
     if keep_last <= 0:
         return
     checkpoints = _checkpoints(output_dir)
-    newer = checkpoints[checkpoints.index(saved) + 1 :]
-    older = [path for path in checkpoints[: checkpoints.index(saved)] if checkpoint_problem(path) is None]
-    damaged = [path for path in checkpoints[: checkpoints.index(saved)] if path not in older]
-    for path in [*newer, *damaged, *older[: max(0, len(older) - (keep_last - 1))]]:
+    position = checkpoints.index(saved)
+    # Sizes only: a checkpoint cut short by a kill or a full disk shows there, without hashing every older one
+    # at every save (resume still verifies the sha256 of the one it takes).
+    intact = [path for path in checkpoints[:position] if checkpoint_problem(path, verify_contents=False) is None]
+    removed = [path for path in checkpoints if path != saved and path not in intact[len(intact) - keep_last + 1 :]]
+    for path in removed:
         shutil.rmtree(path)
 
 
@@ -245,9 +248,7 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def run_identity(
-    config: RunConfig, accelerator: Accelerator, training_data: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def run_identity(config: RunConfig, accelerator: Accelerator, training_data: Mapping[str, str]) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it: the config, task order and process count
     (the task order seeds the sampler; the process count decides each process's share of every batch), and
     the content of each task's training data (`training_data`: task → hash of its training split)."""
@@ -255,5 +256,5 @@ def run_identity(
         "config": config_to_dict(config),
         "task_order": [task.name for task in config.tasks],
         "num_processes": accelerator.num_processes,
-        "training_data": dict(training_data or {}),
+        "training_data": dict(training_data),
     }
